@@ -1,0 +1,90 @@
+"""The one ctypes boundary: every call into the C library goes through here.
+
+Each wrapper raises OSError (with errno set) on failure, like the os module does.
+"""
+
+import ctypes
+import os
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result, what):
+    if result == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, "%s: %s" % (what, os.strerror(err)))
+    return result
+
+
+# syslog(2) actions (linux/syslog.h)
+SYSLOG_ACTION_READ_ALL = 3
+SYSLOG_ACTION_READ_CLEAR = 4
+SYSLOG_ACTION_CLEAR = 5
+SYSLOG_ACTION_CONSOLE_OFF = 6
+SYSLOG_ACTION_CONSOLE_ON = 7
+SYSLOG_ACTION_CONSOLE_LEVEL = 8
+SYSLOG_ACTION_SIZE_BUFFER = 10
+
+_libc.klogctl.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int)
+_libc.klogctl.restype = ctypes.c_int
+
+
+def klogctl(action, size=0):
+    """Call syslog(2). Read actions return bytes; the others return the integer result."""
+    if action in (SYSLOG_ACTION_READ_ALL, SYSLOG_ACTION_READ_CLEAR):
+        buf = ctypes.create_string_buffer(size)
+        n = _check(_libc.klogctl(action, buf, size), "syslog")
+        return buf.raw[:n]
+    return _check(_libc.klogctl(action, None, size), "syslog")
+
+
+# ptrace(2) requests and options (linux/ptrace.h)
+PTRACE_TRACEME = 0
+PTRACE_CONT = 7
+PTRACE_KILL = 8
+PTRACE_ATTACH = 16
+PTRACE_DETACH = 17
+PTRACE_SYSCALL = 24
+PTRACE_SETOPTIONS = 0x4200
+PTRACE_GETREGSET = 0x4204
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PTRACE_GET_SYSCALL_INFO = 0x420E
+PTRACE_O_TRACESYSGOOD = 0x1
+PTRACE_O_EXITKILL = 0x100000
+
+_libc.ptrace.argtypes = (ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+_libc.ptrace.restype = ctypes.c_long
+
+
+def ptrace(request, pid=0, addr=None, data=None):
+    """Call ptrace(2); addr and data are ints, ctypes pointers or None."""
+    ctypes.set_errno(0)
+    result = _libc.ptrace(request, pid, addr, data)
+    if result == -1 and ctypes.get_errno():
+        _check(-1, "ptrace")
+    return result
+
+
+# prctl(2) options (linux/prctl.h)
+PR_SET_PDEATHSIG = 1
+PR_GET_SECCOMP = 21
+PR_SET_NO_NEW_PRIVS = 38
+
+_libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                        ctypes.c_ulong)
+_libc.prctl.restype = ctypes.c_int
+
+
+def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
+    return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), "prctl")
+
+
+_libc.syscall.restype = ctypes.c_long
+
+
+def syscall(number, *args):
+    """Call syscall(2) with integer or pointer arguments."""
+    return _check(_libc.syscall(ctypes.c_long(number),
+                                *[a if not isinstance(a, int) else ctypes.c_long(a)
+                                  for a in args]), "syscall %d" % number)
