@@ -88,3 +88,71 @@ def syscall(number, *args):
     return _check(_libc.syscall(ctypes.c_long(number),
                                 *[a if not isinstance(a, int) else ctypes.c_long(a)
                                   for a in args]), "syscall %d" % number)
+
+
+# mount(2), umount2(2) and seccomp(2)
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MNT_DETACH = 2
+
+_libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                        ctypes.c_char_p)
+_libc.mount.restype = ctypes.c_int
+_libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+_libc.umount2.restype = ctypes.c_int
+
+
+def _fsencode(value):
+    return None if value is None else os.fsencode(value)
+
+
+def mount(source, target, fstype, flags=0, data=None):
+    """Call mount(2); raises OSError with the target as filename."""
+    if _libc.mount(_fsencode(source), _fsencode(target), _fsencode(fstype), flags,
+                   _fsencode(data)) == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, "mount %s: %s" % (fstype, os.strerror(err)), target)
+
+
+def umount2(target, flags=0):
+    """Call umount2(2); raises OSError with the target as filename."""
+    if _libc.umount2(_fsencode(target), flags) == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, "umount: %s" % os.strerror(err), target)
+
+
+# seccomp(2) operations and return actions (linux/seccomp.h); the syscall number is
+# per architecture: target.arch.SECCOMP_SYSCALL
+SECCOMP_SET_MODE_STRICT = 0
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_GET_ACTION_AVAIL = 2
+SECCOMP_RET_KILL_PROCESS = 0x80000000
+SECCOMP_RET_TRAP = 0x00030000
+SECCOMP_RET_ERRNO = 0x00050000
+SECCOMP_RET_TRACE = 0x7FF00000
+SECCOMP_RET_LOG = 0x7FFC0000
+SECCOMP_RET_ALLOW = 0x7FFF0000
+
+
+def seccomp_action_avail(nr, action):
+    """seccomp(SECCOMP_GET_ACTION_AVAIL, 0, &action) through syscall number nr."""
+    value = ctypes.c_uint32(action)
+    return syscall(nr, SECCOMP_GET_ACTION_AVAIL, 0, ctypes.byref(value))
+
+
+# wide-character classes in the current LC_CTYPE locale (dmesg escapes what is not printable)
+_libc.iswprint.argtypes = (ctypes.c_uint,)
+_libc.iswprint.restype = ctypes.c_int
+_libc.iswspace.argtypes = (ctypes.c_uint,)
+_libc.iswspace.restype = ctypes.c_int
+
+
+def iswprint(code):
+    return bool(_libc.iswprint(code))
+
+
+def iswspace(code):
+    return bool(_libc.iswspace(code))

@@ -1,0 +1,1 @@
+"""ftrace: tracefs discovery (tracefs.py) and capability probes (probe.py)."""
