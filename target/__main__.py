@@ -27,8 +27,7 @@ def main(argv=None):
     if tool not in TOOLS:
         print("agent: unknown tool %r; known: %s" % (tool, ", ".join(TOOLS)), file=sys.stderr)
         return 2
-    module = importlib.import_module(TOOLS[tool])
-    return run(tool, module.main, rest)
+    return run(tool, lambda args: importlib.import_module(TOOLS[tool]).main(args), rest)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,87 @@
+"""invoke tasks: each parses its options and calls one host/ function."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+from invoke import Exit, task
+
+from host.errors import BoardtraceError
+
+
+def one_line_errors(fn):
+    """Show a BoardtraceError as one line on stderr and exit 1, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BoardtraceError as e:
+            raise Exit(f"error: {e}", code=1)
+
+    return wrapper
+
+
+def exit_with(code: int) -> None:
+    if code:
+        raise Exit(code=code)
+
+
+@task(help={"reachable": "also try a TCP connection to each board (slow for boards that are off)"})
+@one_line_errors
+def boards(c, reachable=False):
+    """List the boards under boards/: name, arch, transport (and reachability when asked)."""
+    from host.listing import print_boards
+
+    print_boards(reachable=reachable)
+
+
+@task
+@one_line_errors
+def build_agent(c):
+    """Build build/agent.pyz (reproducible) and build/agent-<sha256>.pyz; report the size."""
+    from host.agentbuild import build_agent as build
+
+    agent = build()
+    print(f"{agent.path.relative_to(agent.path.parent.parent)}: {agent.size:,} bytes, sha256 {agent.sha256}")
+    print(f"copy: {agent.hashed_path.name}")
+
+
+@task(help={"board": "board name (default: local)", "workdir": "the workdir whose mount to inspect",
+            "mount_tracefs": "mount tracefs for the probes when it is not mounted (unmounted after)"})
+@one_line_errors
+def info(c, board="local", workdir=None, mount_tracefs=False):
+    """Show the facts of a board as JSON (arch, kernel, Python, tracefs, ptrace, seccomp, ...)."""
+    from host.tools import run_tool
+
+    args = ["--workdir", workdir] if workdir else []
+    if mount_tracefs:
+        args.append("--mount-tracefs")
+    exit_with(run_tool(board, "info", args))
+
+
+DMESG_FLAGS = ("decode", "ctime", "notime", "show_delta", "reltime", "follow", "follow_new", "kernel",
+               "userspace", "raw", "json", "jsonl", "syslog", "clear", "read_clear", "force_prefix",
+               "noescape")
+DMESG_VALUES = ("level", "facility", "time_format", "since", "until", "color", "console_level")
+
+
+@task(auto_shortflags=False, help={"board": "board name (default: local)",
+                                   "level": "levels, e.g. err+ or warn,err",
+                                   "facility": "facilities, e.g. kern,user"})
+@one_line_errors
+def dmesg(c, board="local", level=None, facility=None, time_format=None, since=None, until=None,
+          color=None, console_level=None, decode=False, ctime=False, notime=False,
+          show_delta=False, reltime=False, follow=False, follow_new=False, kernel=False,
+          userspace=False, raw=False, json=False, jsonl=False, syslog=False, clear=False,
+          read_clear=False, force_prefix=False, noescape=False):
+    """Print the board's kernel log, with util-linux dmesg's long options."""
+    from host.tools import run_tool
+
+    given = locals()
+    args = [f"--{name.replace('_', '-')}" for name in DMESG_FLAGS if given[name]]
+    for name in DMESG_VALUES:
+        if given[name] is not None:
+            args += [f"--{name.replace('_', '-')}", str(given[name])]
+    exit_with(run_tool(board, "dmesg", args))

@@ -1,0 +1,74 @@
+"""Deploying the agent on the local board, exactly as on a remote one."""
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from host.agentbuild import build_agent
+from host.deploy import deploy
+from host.errors import BoardtraceError
+from host.profiles import load_board
+from host.transport import open_transport
+
+
+@pytest.fixture
+def agent(tmp_path_factory):
+    return build_agent(tmp_path_factory.mktemp("build"))
+
+
+def local_board(tmp_path, **changes):
+    return dataclasses.replace(load_board("local"), workdir=str(tmp_path / "work"), **changes)
+
+
+def test_first_deploy_uploads_then_reuses(tmp_path, agent):
+    transport = open_transport(local_board(tmp_path))
+    first = deploy(transport, agent)
+    assert first.uploaded and Path(first.path).read_bytes() == agent.path.read_bytes()
+    assert Path(first.path).name == f"agent-{agent.sha256}.pyz"
+    assert not deploy(transport, agent).uploaded
+
+
+def test_a_damaged_agent_is_uploaded_again(tmp_path, agent):
+    transport = open_transport(local_board(tmp_path))
+    path = Path(deploy(transport, agent).path)
+    path.write_bytes(path.read_bytes()[:-10])
+    again = deploy(transport, agent)
+    assert again.uploaded and path.read_bytes() == agent.path.read_bytes()
+
+
+def test_deployed_agent_runs_a_tool(tmp_path, agent):
+    deployed = deploy(open_transport(local_board(tmp_path)), agent)
+    result = deployed.run(["info"])
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["python"]
+
+
+def test_profile_python_list_is_tried_in_order(tmp_path, agent):
+    board = local_board(tmp_path, python=("boardtrace-no-python", sys.executable))
+    assert deploy(open_transport(board), agent).python == sys.executable
+
+
+def test_no_usable_python_is_one_clear_error(tmp_path, agent, monkeypatch):
+    board = local_board(tmp_path, python=("boardtrace-no-python",))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # hides python3 from the board's PATH
+    with pytest.raises(BoardtraceError, match=r"no Python >= 3.8 \(none of boardtrace-no-python, python3 runs\)"):
+        deploy(open_transport(board), agent)
+
+
+def test_too_old_python_is_refused(tmp_path, agent, monkeypatch):
+    old = next(Path.home().glob(".pyenv/versions/3.6.*/bin/python3.6"), None)
+    if old is None:
+        pytest.skip("no CPython 3.6 under ~/.pyenv/versions to play a too-old board Python")
+    board = local_board(tmp_path, python=(str(old),))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(BoardtraceError, match=rf"no Python >= 3.8 \({old} is 3.6\)"):
+        deploy(open_transport(board), agent)
+
+
+def test_unwritable_workdir_is_one_clear_error(tmp_path, agent):
+    board = dataclasses.replace(load_board("local"), workdir="/proc/boardtrace-cannot-exist")
+    with pytest.raises(BoardtraceError, match="workdir /proc/boardtrace-cannot-exist cannot be created"):
+        deploy(open_transport(board), agent)
