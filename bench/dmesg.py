@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: our `dmesg` against util-linux's, measured in the same run.
 
-    sudo python3 bench/dmesg.py [--reps 20] [--records 10000] [--python /usr/bin/python3]
+    sudo .venv/bin/python bench/dmesg.py [--reps 20] [--records 10000] [--python /usr/bin/python3]
 
 Fills the kernel log with --records records through /dev/kmsg (printk_devkmsg set to "on"
 for the duration and restored), then times each command --reps times (median, wall clock,
@@ -12,6 +12,7 @@ reads all of them. Interpreter start-up is measured on its own for context.
 """
 
 import argparse
+import dataclasses
 import os
 import shutil
 import statistics
@@ -86,11 +87,8 @@ def main():
         sys.exit("bench/dmesg.py: needs root (to fill /dev/kmsg) and util-linux dmesg")
 
     env = dict(os.environ, LC_ALL="C.UTF-8")
-    cached = dict(env)      # the same, but with a bytecode cache (outside the repo)
-    cached.pop("PYTHONDONTWRITEBYTECODE", None)
-    cache_dir = tempfile.mkdtemp(prefix="bench-pycache-")
-    cached["PYTHONPYCACHEPREFIX"] = cache_dir
-    log_file = os.path.join(cache_dir, "syslog.txt")
+    work_dir = tempfile.mkdtemp(prefix="bench-dmesg-")
+    log_file = os.path.join(work_dir, "syslog.txt")
 
     fill_kernel_log(args.records)
     write_syslog_file(log_file, args.records)
@@ -98,32 +96,47 @@ def main():
                                 universal_newlines=True).stdout.strip()
     py_version = subprocess.run([args.python, "--version"], stdout=subprocess.PIPE,
                                 universal_newlines=True).stdout.strip()
-    ours = [args.python, "-m", "target", "dmesg"]
-    subprocess.run(ours, stdout=subprocess.DEVNULL, env=cached, cwd=REPO)  # warm the cache
+    deployed, plain = deployed_agent(args.python, work_dir)
 
     print("dmesg benchmark: %d records written, %d live in the ring buffer, %d in the -F file"
           % (args.records, live_records(), args.records))
     print("%s; ours on %s (%s); median of %d runs"
           % (ul_version, py_version, args.python, args.reps))
-    print("PYTHONDONTWRITEBYTECODE=%s in this environment (no bytecode cache: every run "
-          "compiles the agent, as a zipapp without .pyc does)"
-          % os.environ.get("PYTHONDONTWRITEBYTECODE", "unset"))
+    print("ours: %s dmesg  (the agent as deployed: with bytecode made by that Python)"
+          % " ".join(deployed))
+    print("no-pyc: %s dmesg  (the bare zipapp: every run compiles the agent)" % " ".join(plain))
     print()
-    print("%-34s %10s %10s %10s %8s" % ("case", "util-linux", "ours", "ours+pyc", "ratio"))
+    print("%-34s %10s %10s %10s %8s" % ("case", "util-linux", "ours", "no-pyc", "ratio"))
     cases = [("dmesg", []), ("dmesg --json", ["--json"]), ("dmesg -x -T", ["-x", "-T"]),
              ("dmesg -F FILE (%d records)" % args.records, ["-F", log_file])]
     for name, opts in cases:
         ref = timed(["dmesg"] + opts, args.reps, env)
-        mine = timed(ours + opts, args.reps, env)
-        mine_pyc = timed(ours + opts, args.reps, cached)
+        mine = timed(deployed + ["dmesg"] + opts, args.reps, env)
+        bare = timed(plain + ["dmesg"] + opts, args.reps, env)
         print("%-34s %8.1fms %8.1fms %8.1fms %7.1fx" % (name, ref * 1e3, mine * 1e3,
-                                                       mine_pyc * 1e3, mine / ref))
-    start = timed([args.python, "-c", "pass"], args.reps, env)
-    start_imports = timed([args.python, "-c", "import argparse"], args.reps, env)
+                                                       bare * 1e3, mine / ref))
+    start = timed(deployed[:-1] + ["-c", "pass"], args.reps, env)
+    start_imports = timed(deployed[:-1] + ["-c", "import argparse"], args.reps, env)
     print()
     print("for scale: `%s -c pass` %.1fms, `-c 'import argparse'` %.1fms"
-          % (os.path.basename(args.python), start * 1e3, start_imports * 1e3))
-    shutil.rmtree(cache_dir, ignore_errors=True)
+          % (" ".join(deployed[:-1]), start * 1e3, start_imports * 1e3))
+    shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def deployed_agent(python, work_dir):
+    """Deploy the agent to the local board as `invoke dmesg` does (in work_dir, run by python):
+    the command lines of the deployed agent and of the bare zipapp."""
+    sys.path.insert(0, REPO)
+    from host.agentbuild import build_agent
+    from host.deploy import AGENT_FLAGS, deploy
+    from host.profiles import load_board
+    from host.transport import open_transport
+
+    board = dataclasses.replace(load_board("local"), workdir=work_dir, python=(python,))
+    agent = build_agent()
+    deployed = deploy(open_transport(board), agent)
+    return ([python, *AGENT_FLAGS, deployed.path],
+            [python, *AGENT_FLAGS, str(agent.path)])
 
 
 if __name__ == "__main__":

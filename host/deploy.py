@@ -11,7 +11,41 @@ from host.errors import BoardtraceError
 from host.transport import Completed, Transport
 
 MIN_PYTHON = (3, 8)
+# -I: no PYTHON* variables, no user site, nothing from the working directory; -S: no site
+# (the agent needs only the standard library, and site costs start-up time on every run).
+AGENT_FLAGS = ("-I", "-S")
 PYTHON_VERSION = "import sys; print('%d.%d' % sys.version_info[:2])"
+# Makes <agent>.<cache_tag>.pyz: the agent's archive plus each module's bytecode (unchecked
+# hash-based .pyc, which zipimport loads without looking at the source), compiled by the board's
+# own Python. A zipapp is otherwise compiled from source on every run, which on a slow board
+# costs more than the rest of a short tool run. Prints the archive to run.
+AGENT_COMPILE = r"""
+import os, py_compile, sys, tempfile, zipfile
+src = sys.argv[1]
+tag = sys.implementation.cache_tag
+if not tag:
+    print(src); sys.exit(0)
+dst = src[:-len('.pyz')] + '.' + tag + '.pyz'
+if not os.path.exists(dst):
+    mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(src)) as tmp:
+        part = os.path.join(tmp, 'agent.pyz')
+        with zipfile.ZipFile(src) as zin, zipfile.ZipFile(part, 'w', zipfile.ZIP_DEFLATED) as zout:
+            for info in zin.infolist():
+                data = zin.read(info)
+                zout.writestr(info, data)
+                if info.filename.endswith('.py') and info.filename != '__main__.py':
+                    source = os.path.join(tmp, 'module.py')
+                    with open(source, 'wb') as f:
+                        f.write(data)
+                    pyc = py_compile.compile(source, os.path.join(tmp, 'module.pyc'),
+                                             os.path.join(dst, info.filename), True,
+                                             invalidation_mode=mode)
+                    with open(pyc, 'rb') as f:
+                        zout.writestr(zipfile.ZipInfo(info.filename + 'c', info.date_time), f.read())
+        os.replace(part, dst)
+print(dst)
+"""
 # Prints "present" when the file exists with the expected sha256, else "absent"; exit 3 when the
 # workdir cannot be written. Stdlib only, Python 3.8, runs on the board before the agent is there.
 AGENT_CHECK = r"""
@@ -44,7 +78,7 @@ class DeployedAgent:
     def run(self, args: Sequence[str], *, stdin: bytes | None = None,
             stdout: BinaryIO | None = None, stderr: BinaryIO | None = None) -> Completed:
         prefix = ["sudo", "-n"] if self.transport.board.sudo else []
-        return self.transport.run([*prefix, self.python, self.path, *args],
+        return self.transport.run([*prefix, self.python, *AGENT_FLAGS, self.path, *args],
                                   stdin=stdin, stdout=stdout, stderr=stderr)
 
 
@@ -72,12 +106,19 @@ def deploy(transport: Transport, agent: Agent | None = None) -> DeployedAgent:
     board = transport.board
     python = find_python(transport)
     path = posixpath.join(board.workdir, f"agent-{agent.sha256}.pyz")
-    if _agent_state(transport, python, path, agent) == "present":
-        return DeployedAgent(transport, python, path, uploaded=False)
-    transport.put(agent.hashed_path, path)
-    if _agent_state(transport, python, path, agent) != "present":
-        raise BoardtraceError(f"board {board.name}: {path} did not arrive whole (sha256 differs)")
-    return DeployedAgent(transport, python, path, uploaded=True)
+    uploaded = _agent_state(transport, python, path, agent) != "present"
+    if uploaded:
+        transport.put(agent.hashed_path, path)
+        if _agent_state(transport, python, path, agent) != "present":
+            raise BoardtraceError(f"board {board.name}: {path} did not arrive whole (sha256 differs)")
+    return DeployedAgent(transport, python, _compiled(transport, python, path), uploaded)
+
+
+def _compiled(transport: Transport, python: str, path: str) -> str:
+    """The archive with bytecode for the board's Python, made once; the plain one if that fails."""
+    result = transport.run([python, *AGENT_FLAGS, "-c", AGENT_COMPILE, path])
+    lines = result.stdout.decode(errors="replace").split()
+    return lines[-1] if result.code == 0 and lines else path
 
 
 def _agent_state(transport: Transport, python: str, path: str, agent: Agent) -> str:

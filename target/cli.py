@@ -9,8 +9,24 @@ class AgentError(Exception):
     """A failure the user can act on: printed as one line on stderr, exit status 1."""
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, told the width so that it does not import shutil (and with it
+    bz2, lzma and fnmatch) on every start-up just to build a parser."""
+
+    def __init__(self, prog):
+        try:
+            width = os.get_terminal_size(sys.stdout.fileno()).columns
+        except (OSError, ValueError):
+            width = int(os.environ.get("COLUMNS", 80))
+        argparse.HelpFormatter.__init__(self, prog, width=width - 2)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that reports bad usage as one line (no usage dump) and exits 2."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        argparse.ArgumentParser.__init__(self, **kwargs)
 
     def error(self, message):
         self.exit(2, "%s: %s\n" % (self.prog, message))

@@ -2,7 +2,9 @@
 
 import dataclasses
 import json
+import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -23,17 +25,36 @@ def local_board(tmp_path, **changes):
     return dataclasses.replace(load_board("local"), workdir=str(tmp_path / "work"), **changes)
 
 
+def uploaded_path(tmp_path, agent):
+    return tmp_path / "work" / f"agent-{agent.sha256}.pyz"
+
+
 def test_first_deploy_uploads_then_reuses(tmp_path, agent):
     transport = open_transport(local_board(tmp_path))
     first = deploy(transport, agent)
-    assert first.uploaded and Path(first.path).read_bytes() == agent.path.read_bytes()
-    assert Path(first.path).name == f"agent-{agent.sha256}.pyz"
+    assert first.uploaded and uploaded_path(tmp_path, agent).read_bytes() == agent.path.read_bytes()
     assert not deploy(transport, agent).uploaded
+
+
+def test_the_agent_runs_from_bytecode_made_by_the_boards_python(tmp_path, agent):
+    deployed = deploy(open_transport(local_board(tmp_path)), agent)
+    tag = sys.implementation.cache_tag
+    assert Path(deployed.path).name == f"agent-{agent.sha256}.{tag}.pyz"
+    with zipfile.ZipFile(deployed.path) as z:
+        names = set(z.namelist())
+    sources = {n for n in names if n.endswith(".py")}
+    assert "target/dmesg/record.py" in sources
+    assert {n + "c" for n in sources if n != "__main__.py"} <= names
+    # zipimport names the file it loaded a module from: the .pyc, not the source.
+    probe = f"import sys; sys.path[0:0] = [{deployed.path!r}]; import target.dmesg.record as m; print(m.__file__)"
+    run = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == f"{deployed.path}/target/dmesg/record.pyc"
 
 
 def test_a_damaged_agent_is_uploaded_again(tmp_path, agent):
     transport = open_transport(local_board(tmp_path))
-    path = Path(deploy(transport, agent).path)
+    deploy(transport, agent)
+    path = uploaded_path(tmp_path, agent)
     path.write_bytes(path.read_bytes()[:-10])
     again = deploy(transport, agent)
     assert again.uploaded and path.read_bytes() == agent.path.read_bytes()

@@ -1,5 +1,7 @@
 """The agent's own tests (tests/agent) also run under the oldest and newest CPython we support."""
 
+import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -8,6 +10,10 @@ from pathlib import Path
 import pytest
 
 from host import REPO
+from host.agentbuild import build_agent
+from host.deploy import deploy
+from host.profiles import load_board
+from host.transport import open_transport
 
 VERSIONS = ["3.8", "3.13"]
 
@@ -43,3 +49,18 @@ def test_agent_suite_passes_under(version):
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr
     assert result.returncode == 0, f"CPython {version}: {summary}\n{result.stdout[-4000:]}"
     assert " passed" in summary
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_agent_deploys_and_runs_under(version, tmp_path):
+    """A board whose only Python is the oldest or newest we support: bytecode made by it, info runs."""
+    python = find_interpreter(version)
+    if python is None:
+        pytest.skip(f"CPython {version} is not installed (no pyenv version, no python{version} on PATH)")
+    board = dataclasses.replace(load_board("local"), workdir=str(tmp_path / "work"), python=(python,))
+    deployed = deploy(open_transport(board), build_agent(tmp_path / "build"))
+    assert deployed.python == python
+    assert deployed.path.endswith(f".cpython-{version.replace('.', '')}.pyz")
+    result = deployed.run(["info"])
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["python"]["version"].startswith(version + ".")
