@@ -85,3 +85,30 @@ def dmesg(c, board="local", level=None, facility=None, time_format=None, since=N
         if given[name] is not None:
             args += [f"--{name.replace('_', '-')}", str(given[name])]
     exit_with(run_tool(board, "dmesg", args))
+
+
+@task(help={"board": "board name (default: local)", "cmd": "the command to start and trace (a shell-like string)",
+            "pid": "attach to these running processes instead (comma separated)",
+            "opts": "strace options for the agent, e.g. \"-f -tt -T -e trace=%file -s 64\""})
+@one_line_errors
+def strace(c, board="local", cmd=None, pid=None, opts=""):
+    """Trace a command (or running processes) on a board, with strace's options."""
+    import shlex
+
+    from host.tools import run_tool
+
+    args = shlex.split(opts)
+    if pid:
+        args += ["-p", pid]
+    if cmd:
+        args += ["--", *shlex.split(cmd)]
+    exit_with(run_tool(board, "strace", args))
+
+
+@task(help={"check": "only compare the committed tables with the installed kernel headers"})
+@one_line_errors
+def syscall_tables(c, check=False):
+    """Regenerate target/arch/syscalls/ from Debian's kernel headers for each architecture."""
+    from host.syscalltables import main
+
+    exit_with(main(["--check"] if check else []))

@@ -40,18 +40,42 @@ def klogctl(action, size=0):
 
 # ptrace(2) requests and options (linux/ptrace.h)
 PTRACE_TRACEME = 0
+PTRACE_PEEKDATA = 2
 PTRACE_CONT = 7
 PTRACE_KILL = 8
+PTRACE_GETREGS = 12
 PTRACE_ATTACH = 16
 PTRACE_DETACH = 17
 PTRACE_SYSCALL = 24
 PTRACE_SETOPTIONS = 0x4200
+PTRACE_GETEVENTMSG = 0x4201
+PTRACE_GETSIGINFO = 0x4202
 PTRACE_GETREGSET = 0x4204
+PTRACE_SETREGSET = 0x4205
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
+PTRACE_LISTEN = 0x4208
 PTRACE_GET_SYSCALL_INFO = 0x420E
 PTRACE_O_TRACESYSGOOD = 0x1
+PTRACE_O_TRACEFORK = 0x2
+PTRACE_O_TRACEVFORK = 0x4
+PTRACE_O_TRACECLONE = 0x8
+PTRACE_O_TRACEEXEC = 0x10
+PTRACE_O_TRACEVFORKDONE = 0x20
+PTRACE_O_TRACEEXIT = 0x40
+PTRACE_O_TRACESECCOMP = 0x80
 PTRACE_O_EXITKILL = 0x100000
+PTRACE_EVENT_FORK = 1
+PTRACE_EVENT_VFORK = 2
+PTRACE_EVENT_CLONE = 3
+PTRACE_EVENT_EXEC = 4
+PTRACE_EVENT_VFORK_DONE = 5
+PTRACE_EVENT_EXIT = 6
+PTRACE_EVENT_SECCOMP = 7
+PTRACE_EVENT_STOP = 128
+NT_PRSTATUS = 1
+WALL = 0x40000000  # __WALL for waitpid: threads (clone children) too; os does not export it
+SIGINFO_SIZE = 128
 
 _libc.ptrace.argtypes = (ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 _libc.ptrace.restype = ctypes.c_long
@@ -66,9 +90,25 @@ def ptrace(request, pid=0, addr=None, data=None):
     return result
 
 
+def ptrace_geteventmsg(pid):
+    """PTRACE_GETEVENTMSG: the new pid of a fork event, the former tid of an exec event..."""
+    value = ctypes.c_ulong()
+    ptrace(PTRACE_GETEVENTMSG, pid, None, ctypes.byref(value))
+    return value.value
+
+
+def ptrace_getsiginfo(pid):
+    """PTRACE_GETSIGINFO: the raw 128-byte siginfo_t of the signal that stopped pid."""
+    buf = ctypes.create_string_buffer(SIGINFO_SIZE)
+    ptrace(PTRACE_GETSIGINFO, pid, None, buf)
+    return buf.raw
+
+
 # prctl(2) options (linux/prctl.h)
 PR_SET_PDEATHSIG = 1
 PR_GET_SECCOMP = 21
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 PR_SET_NO_NEW_PRIVS = 38
 
 _libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
