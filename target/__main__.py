@@ -10,6 +10,7 @@ from target.cli import run
 TOOLS = {
     "dmesg": "target.dmesg.cli",
     "info": "target.info",
+    "strace": "target.strace.cli",
 }
 
 USAGE = "usage: agent {%s} [options]  (agent <tool> --help for a tool's options)" % "|".join(TOOLS)
