@@ -72,10 +72,12 @@ def parser():
     add("--summary-per-process", dest="per_process", action="store_true",
         help="with -c/-C: one table per process (strace has no such table)")
     add("--seccomp-bpf", dest="seccomp", action="store_true", default=None,
-        help="let a seccomp filter stop only the traced syscalls (default when -e trace= "
-             "narrows the set and a command is started)")
+        help="with -f, let a seccomp filter stop only the traced syscalls (the default when "
+             "-e trace= narrows the set and a command is started)")
     add("--no-seccomp-bpf", dest="seccomp", action="store_false",
         help="stop at every syscall even when a filter could be used")
+    add("--regs", dest="regs", action="store_true",
+        help="read syscalls from the registers, as on kernels older than 5.3 (for testing)")
     add("--json", dest="json", action="store_true", help="JSON Lines instead of text")
     add("--max-events", dest="max_events", type=int, default=0, metavar="N",
         help="stop after N syscalls and signals have been shown")
@@ -143,6 +145,7 @@ def main(argv):
         json_lines = JsonLines(open_stream(args.output))
 
     tracer = engine.Tracer(options, filters, dopts, summary, json_lines)
+    tracer.use_regs = args.regs
     try:
         if command:
             path = find_program(command[0])
@@ -168,7 +171,9 @@ def seccomp_program(args, filters, tracer):
     numbers = filters.traced_numbers(tracer.native)
     if wanted is None:   # not with limits: a tracee left behind must not keep our filter
         wanted = numbers is not None and not (args.max_events or args.max_duration)
-    if not wanted or numbers is None:
+    # Without -f, children run untraced and a filter would fail their syscalls with ENOSYS:
+    # like strace, --seccomp-bpf has no effect then.
+    if not wanted or numbers is None or not args.follow:
         return None
     from target.strace import seccomp
     return seccomp.build_filter(tracer.native, numbers)

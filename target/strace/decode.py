@@ -3,7 +3,8 @@
 The engine makes a Call at syscall entry, calls decode_entry() there and decode_exit() at
 the exit stop; entry_text(), exit_text() and return_text() give the three pieces of the
 strace line (the split is where strace splits an <unfinished ...> call), and call_json()
-gives the same call as typed JSON (docs/strace-json.md).
+gives the same call as typed JSON (docs/strace-json.md). For -P, path_args() gives the
+file names and descriptors a call names, at entry and without decoding it.
 
 Arguments are decoded by the type names in target.strace.signatures; the decoders for
 those types are the functions in ARG_TYPES below, and syscalls whose printing depends on
@@ -13,7 +14,7 @@ their own arguments (fcntl, ioctl, clone, ...) have a custom decoder class.
 import os
 import struct
 
-from target.strace import consts, structs
+from target.strace import classes, consts, structs
 from target.strace.quote import hexmode_of, quote_body
 from target.strace.signals import (RESTART_TEXTS, errno_name, errno_text,  # noqa: F401
                                    signal_name, siginfo_json, siginfo_text)
@@ -234,6 +235,11 @@ def _ptr(call, i, p):
     return Ptr(call.args[i])
 
 
+def _pgoff(call, i, p):
+    """mmap2's offset, in 4096-byte units: strace prints it in bytes."""
+    return Hex(call.args[i] * 4096)
+
+
 def _mode(call, i, p):
     return Oct(call.uint(i) & 0o7777 if p != "full" else call.uint(i))
 
@@ -311,19 +317,10 @@ def _filled(fn):
     return decode
 
 
-_rbuf = _filled(structs.buffer)
+_rbuf = _filled(structs.buffer)   # readlink's name too: strace cuts it at -s
 _dents = _filled(structs.dirents64)
 _epevs = _filled(structs.epoll_events)
 _rmsg = _filled(structs.msghdr)
-
-
-def _rpath(call, i, p):
-    """A buffer the kernel filled with a name of retval bytes (readlink)."""
-    addr = call.args[i]
-    if call.is_error or not addr:
-        return Ptr(addr)
-    data = call.mem.read(addr, min(call.retval, PATH_MAX))
-    return Ptr(addr) if data is None else Str(data, False, call.hexmode)
 
 
 def _cwd(call, i, p):
@@ -576,7 +573,7 @@ def _clockid(call, i, p):
 
 ARG_TYPES = {
     "fd": _fd, "dirfd": _dirfd, "path": _path, "str": _str, "d": _int, "u": _uint,
-    "ld": _long, "lu": _ulong, "x": _hex, "p": _ptr, "mode": _mode, "umode": _umode,
+    "ld": _long, "lu": _ulong, "x": _hex, "pgoff": _pgoff, "p": _ptr, "mode": _mode, "umode": _umode,
     "F": _flags, "F64": _flags64, "omode": _omode, "newaddr": _mremap_addr, "oflags0": _oflags_only, "C": _const, "oflags": _oflags, "prot": _prot,
     "mapflags": _mapflags, "sig": _sig, "off": _off, "wbuf": _wbuf, "iov": _iov, "ts": _ts,
     "tv": _tv, "itv": _itv, "its": _its, "sa": _sockaddr, "pollfd": _pollfd,
@@ -584,7 +581,7 @@ ARG_TYPES = {
     "msg": _msg, "argv": _argv, "envp": _envp, "stack": _stack, "fdset": _fdset, "siginfo": _siginfo, "gids": _gids, ">gids": _gids,
     "level": _sockopt_level, "optname": _sockopt_name, "clock": _clockid,
     # outputs
-    ">rbuf": _rbuf, ">rpath": _rpath, ">cwd": _cwd, ">riov": _riov, ">ts": _out(_ts),
+    ">rbuf": _rbuf, ">rpath": _rbuf, ">cwd": _cwd, ">riov": _riov, ">ts": _out(_ts),
     ">tv": _out(_tv), ">itv": _out(_itv), ">its": _out(_its), ">rem": _rem,
     ">sa": _osockaddr, ">socklen": _socklen, ">sigset": _out(_sigset),
     ">sigact": _out(_sigact), ">rlim": _out(_rlim), ">intp": _out(_intp),
@@ -803,3 +800,118 @@ def decode_return(call):
         call.ret_value = Int(_ret_unsigned(call))
     else:
         call.ret_value = Int(n)
+
+
+# --- -P: the files a syscall names ---------------------------------------------------------
+
+def _by_name(groups):
+    return {name: spec.split() for spec, names in groups for name in names.split()}
+
+
+# Which arguments strace 6.1's -P looks at (its pathtrace.c): "fdN" is a descriptor and
+# "pathN" a file name in argument N. Other syscalls of %file name a path in argument 0,
+# other ones of %desc and %net a descriptor in argument 0; the rest name no file.
+PATH_SPECS = _by_name((
+    ("fd0 fd1", "dup2 dup3 kexec_file_load sendfile sendfile64 tee"),
+    ("fd0 path1", "execveat faccessat faccessat2 fchmodat fchownat fspick fstatat64 "
+                  "futimesat inotify_add_watch mkdirat mknodat mount_setattr "
+                  "name_to_handle_at newfstatat open_tree openat openat2 readlinkat "
+                  "statx unlinkat utimensat utimensat_time64"),
+    ("path0 path1", "link mount pivot_root"),
+    ("path1", "quotactl symlink"),
+    ("fd0 fd2 path1 path3", "linkat move_mount renameat renameat2"),
+    ("fd4", "mmap mmap2"),
+    ("fd1 path2", "symlinkat"),
+    ("fd0 fd2", "copy_file_range splice"),
+    ("fd2", "epoll_ctl"),
+    ("", "bpf epoll_create epoll_create1 eventfd eventfd2 fanotify_init fsopen "
+         "inotify_init inotify_init1 io_uring_setup landlock_create_ruleset memfd_create "
+         "memfd_secret mq_open perf_event_open pidfd_open pipe pipe2 socket socketpair "
+         "timerfd_create userfaultfd")))
+
+POLLS = ("poll", "ppoll", "ppoll_time64")
+SELECTS = ("select", "_newselect", "pselect6", "pselect6_time64")
+# ABIs whose "select" and "mmap" take a pointer to their arguments (old_select, old_mmap)
+INDIRECT_ABIS = ("i386", "arm")
+MAX_FDS = 1 << 20                 # strace looks at no more pollfds or fd_set bits
+
+
+def path_args(call, mem):
+    """strace -P: the file names (bytes) and descriptors (ints) that call names, found at
+    entry from its arguments and the memory they point to: (paths, fds). A name that cannot
+    be read, or has no NUL within PATH_MAX + 1 bytes, is left out; descriptors are given as
+    passed (AT_FDCWD and -1 included)."""
+    name = call.name
+    if name not in classes.FILE and name not in classes.DESC and name not in classes.NETWORK:
+        return [], []
+    if call.abi_name in INDIRECT_ABIS and name in ("select", "mmap"):
+        return [], _indirect_fds(call, mem)
+    if name in POLLS:
+        return [], _poll_fds(mem, call.args[0], call.uint(1))
+    if name in SELECTS:
+        return [], _select_fds(call, mem, call.args[:4])
+    spec = _path_spec(call)
+    paths = [_path_at(mem, call.args[int(item[4:])]) for item in spec if item[:4] == "path"]
+    fds = [call.int(int(item[2:])) for item in spec if item[:2] == "fd"]
+    return [path for path in paths if path is not None], fds
+
+
+def _path_spec(call):
+    name = call.name
+    if name == "fanotify_mark":   # the 64-bit mask takes two arguments on 32-bit ABIs
+        return ["fd3", "path4"] if call.word == 8 else ["fd4", "path5"]
+    if name == "fsconfig":
+        return {3: ["fd4", "path3"], 4: ["fd4", "path3"], 5: ["fd4"]}.get(call.uint(1), [])
+    spec = PATH_SPECS.get(name)
+    if spec is not None:
+        return spec
+    return ["path0"] if name in classes.FILE else ["fd0"]
+
+
+def _path_at(mem, addr):
+    got = mem.read_string(addr, PATH_MAX + 1) if addr else None
+    return got[0] if got is not None and got[1] else None
+
+
+def _indirect_fds(call, mem):
+    """old_mmap's descriptor or old_select's fd_set members, from the argument block that
+    argument 0 points to."""
+    count = 5 if call.name == "select" else 6
+    data = mem.read(call.args[0], count * call.word)
+    if data is None:
+        return []
+    args = struct.unpack("<%d%s" % (count, "Q" if call.word == 8 else "I"), data)
+    if call.name == "select":
+        return _select_fds(call, mem, args)
+    fd = args[4] & 0xFFFFFFFF
+    return [fd - (1 << 32) if fd & 0x80000000 else fd]
+
+
+def _poll_fds(mem, addr, count):
+    data = mem.read_upto(addr, 8 * min(count, MAX_FDS))
+    return [fd for fd, in struct.iter_unpack("<i4x", data[:len(data) // 8 * 8])]
+
+
+def _select_fds(call, mem, args):
+    """The members of select's three fd_sets: args are nfds and the three set addresses."""
+    nfds = args[0] & 0xFFFFFFFF
+    nfds = min(nfds - (1 << 32) if nfds & 0x80000000 else nfds, MAX_FDS)
+    if nfds <= 0:
+        return []
+    size = ((nfds + 7) // 8 + call.word - 1) // call.word * call.word
+    fds = []
+    for addr in args[1:4]:
+        data = mem.read(addr, size) if addr else None
+        if data is not None:
+            fds.extend(_bits(int.from_bytes(data, "little") & ((1 << nfds) - 1)))
+    return fds
+
+
+def _bits(n):
+    """The numbers of the bits set in n, lowest first."""
+    found = []
+    while n:
+        low = n & -n
+        found.append(low.bit_length() - 1)
+        n ^= low
+    return found

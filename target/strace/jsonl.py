@@ -26,10 +26,12 @@ class JsonLines(object):
         obj["wall"] = round(ns / 1e9 + self.wall_offset, 6)
         return obj
 
-    def syscall(self, tracee, call, entry_ns, duration_ns):
+    def syscall(self, tracee, call, entry_ns, duration_ns, injected=False):
         obj = {"type": "syscall"}
         obj.update(decode.call_json(call))
         obj["duration_ns"] = duration_ns
+        if injected:
+            obj["injected"] = True
         self.write(self.stamp(obj, tracee, entry_ns))
 
     def signal(self, tracee, info):

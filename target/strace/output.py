@@ -10,14 +10,15 @@ COLUMN = 40  # strace -a default: "= " starts here when the call is shorter
 
 
 class Stream(object):
-    """One output file: buffered, flushed per line only when a person is watching."""
+    """One output file: buffered, flushed per line where a person or the tracee shares it."""
 
     def __init__(self, fileobj, owned):
         self.file = fileobj
         self.owned = owned
         self.parts = []
         self.size = 0
-        self.interactive = fileobj.isatty()
+        # stderr is shared with the tracee: line by line, so the two interleave as they happen
+        self.interactive = not owned or fileobj.isatty()
 
     def write(self, text):
         self.parts.append(text)

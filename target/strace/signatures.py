@@ -654,6 +654,7 @@ TABLE = {
     "sync_file_range": (("fd", "off", "off", "u"), "d"),
     # memory
     "mmap": (("p", "lu", "prot", "mapflags", "fd", "x"), "x"),
+    "mmap2": (("p", "lu", "prot", "mapflags", "fd", "pgoff"), "x"),
     "munmap": (("p", "lu"), "d"),
     "mprotect": (("p", "lu", "prot"), "d"),
     "brk": (("p",), "x"),
@@ -690,6 +691,7 @@ TABLE = {
     "tkill": (("d", "sig"), "d"),
     "tgkill": (("d", "d", "sig"), "d"),
     "getrlimit": (("C:RLIMITS", ">rlim"), "d"),
+    "ugetrlimit": (("C:RLIMITS", ">rlim"), "d"),
     "setrlimit": (("C:RLIMITS", "rlim"), "d"),
     "prlimit64": (("d", "C:RLIMITS", "rlim:64", ">rlim:64"), "d"),
     "getrusage": (("C:RUSAGE_WHO", ">rusage"), "d"),

@@ -37,7 +37,7 @@ class Interrupted(Exception):
 
 class Tracee(object):
     __slots__ = ("pid", "mem", "call", "traced", "entry_ns", "entry_stime", "started", "hidden",
-                 "counts", "abi", "attached", "filtered")
+                 "counts", "abi", "attached", "filtered", "injected", "signal")
 
     def __init__(self, pid, abi, hidden=False, attached=False):
         self.pid = pid
@@ -48,7 +48,9 @@ class Tracee(object):
         self.entry_stime = 0.0
         self.started = False      # its first stop (the attach/seize stop) has been seen
         self.hidden = hidden      # a spawned child before its execve: not shown, like strace
-        self.counts = {}
+        self.counts = {}          # syscall name -> calls seen, for inject's when=
+        self.injected = None      # the Injection applied to the call in flight
+        self.signal = 0           # a signal to deliver when it resumes (inject's signal=)
         self.abi = abi
         self.attached = attached  # attached with -p: detached (not killed) when we stop
         self.filtered = False     # under our seccomp filter: syscalls arrive as seccomp stops
@@ -166,7 +168,10 @@ class Tracer(object):
         event = status >> 16
         if sig == SYSCALL_STOP:
             self.syscall_stop(tracee, usage)
-            self.resume(tracee)
+            # inject's signal=: the kernel delivers a signal given at a syscall stop (at an
+            # event stop, a seccomp one too, it would be dropped)
+            sig, tracee.signal = tracee.signal, 0
+            self.resume(tracee, sig)
         elif event:
             self.event_stop(tracee, event, sig, usage)
         elif not tracee.started:
@@ -231,10 +236,11 @@ class Tracer(object):
             raw = None
         if raw is not None and not tracee.hidden and self.filters.signal_shown(sig):
             self.events += 1
+            # the kernel gives the siginfo in the tracer's layout, whatever the tracee runs
             if self.json is not None:
-                self.json.signal(tracee, decode.siginfo_json(raw, tracee.abi))
+                self.json.signal(tracee, decode.siginfo_json(raw, self.native))
             else:
-                self.show(tracee, "--- %s ---" % decode.siginfo_text(raw, tracee.abi))
+                self.show(tracee, "--- %s ---" % decode.siginfo_text(raw, self.native))
         self.resume(tracee, sig)
 
     def ended(self, tracee, status):
@@ -321,13 +327,45 @@ class Tracer(object):
         if tracee.hidden and call.name in EXECS:
             tracee.hidden = False
         tracee.traced = not tracee.hidden and self.filters.traced(call.name, nr)
+        if tracee.traced and self.filters.tracing_paths:   # -P, before decoding anything
+            tracee.traced = self.filters.path_matches(
+                tracee.pid, *decode.path_args(call, tracee.mem))
         if not tracee.traced:
             return
+        if self.filters.injections:
+            self.inject_entry(tracee, call)
         decode.decode_entry(call, tracee.mem, self.dopts)
         if call.name in EXITS:            # no exit stop will come: strace ends the line now
             self.exit_call(tracee, call)
         elif self.out is not None and not self.opts.delay_lines:
             self.out.begin(tracee, decode.entry_text(call))
+
+    def inject_entry(self, tracee, call):
+        count = tracee.counts[call.name] = tracee.counts.get(call.name, 0) + 1
+        injection = self.filters.injection(call.name, count, call.nr)
+        if injection is None:
+            return
+        if injection.signal:
+            tracee.signal = injection.signal
+        if injection.delay_enter:
+            time.sleep(injection.delay_enter)
+        if injection.error is not None or injection.retval is not None:
+            from target.strace import inject
+            nr = call.abi.numbers[injection.syscall] if injection.syscall else -1
+            inject.set_syscall(tracee.pid, self.kernel_arch, nr)
+        tracee.injected = injection
+
+    def inject_exit(self, tracee, rval, is_error):
+        """The injected outcome replaces the kernel's: (rval, is_error) as the tracee sees it."""
+        injection, tracee.injected = tracee.injected, None
+        if injection.delay_exit:
+            time.sleep(injection.delay_exit)
+        if injection.error is None and injection.retval is None:
+            return rval, is_error, False
+        from target.strace import inject
+        value = -injection.error if injection.error is not None else injection.retval
+        inject.set_return(tracee.pid, self.kernel_arch, value)
+        return value, injection.error is not None, True
 
     def exit_call(self, tracee, call):
         tracee.call = None
@@ -347,6 +385,9 @@ class Tracer(object):
             return
         now = time.monotonic_ns()
         wall = (now - tracee.entry_ns) / 1e9
+        injected = False
+        if tracee.injected is not None:
+            rval, is_error, injected = self.inject_exit(tracee, rval, is_error)
         decode.decode_exit(call, tracee.mem, self.dopts, rval, is_error)
         if self.summary is not None:
             self.summary.add(tracee.pid, call.name,
@@ -356,11 +397,12 @@ class Tracer(object):
             return                        # with a status filter lines wait for the exit
         self.events += 1
         if self.json is not None:
-            self.json.syscall(tracee, call, tracee.entry_ns, now - tracee.entry_ns)
+            self.json.syscall(tracee, call, tracee.entry_ns, now - tracee.entry_ns, injected)
         elif self.out is not None:
             if self.opts.delay_lines:
                 self.out.begin(tracee, decode.entry_text(call))
-            self.out.finish(tracee, call.name, decode.exit_text(call), decode.return_text(call), wall)
+            ret = decode.return_text(call) + (" (INJECTED)" if injected else "")
+            self.out.finish(tracee, call.name, decode.exit_text(call), ret, wall)
 
     # --- stopping ---------------------------------------------------------------------
 

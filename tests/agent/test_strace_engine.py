@@ -52,8 +52,7 @@ def traced_lines(path, pid_names=None):
     with open(path) as f:
         for raw in f:
             match = LINE.match(raw.rstrip("\n"))
-            assert match, raw
-            pid, text = match.groups()
+            pid, text = match.groups() if match else ("main", raw.rstrip("\n"))  # no -f: no pid
             label = pid_names.setdefault(pid, "P%d" % len(pid_names))
             out.append((label, text))
     out = [(label, normalise(text, pid_names)) for label, text in out]
@@ -65,6 +64,7 @@ def normalise(text, pid_names):
     text = re.sub(r"^getppid\(\) += \d+", "getppid() = PPID", text)   # the tracer's pid
     for pid, label in pid_names.items():
         text = re.sub(r"\b%s\b" % pid, label, text)
+    text = re.sub(r"(si_pid=|wait4\()\d+", r"\1PID", text)   # children that were not traced
     return re.sub(r"\s+=", " =", text)   # the column padding is compared elsewhere
 
 
@@ -169,8 +169,16 @@ def test_seccomp_filter_is_used_and_changes_nothing(corpus, tmp_path):
     b = ours(["--no-seccomp-bpf"] + opts + [str(tmp_path / "b"), corpus, "forks", "3"])
     assert a.returncode == b.returncode == 0, a.stderr
     assert per_process(traced_lines(str(tmp_path / "a"))) == per_process(traced_lines(str(tmp_path / "b")))
-    probe = ours(["--seccomp-bpf", "-e", "trace=close", "--", "grep", "^Seccomp:", "/proc/self/status"])
+    probe = ours(["-f", "--seccomp-bpf", "-e", "trace=close", "--", "grep", "^Seccomp:", "/proc/self/status"])
     assert probe.stdout.split() == ["Seccomp:", "2"]
+
+
+@needs_strace
+def test_untraced_children_are_left_alone(corpus, tmp_path):
+    """Without -f no seccomp filter: the children it would reach untraced would get ENOSYS."""
+    a, b, mine, theirs = both(corpus, tmp_path, ["-e", "trace=close"], ["forks", "3"])
+    assert a.returncode == b.returncode == 0
+    assert per_process(mine) == per_process(theirs)
 
 
 def test_many_children_at_once_all_end(corpus, tmp_path):
@@ -280,3 +288,64 @@ def test_the_command_gets_default_signal_dispositions(tmp_path):
     b = subprocess.run(["sh", "-c", "grep ^SigIgn: /proc/self/status"], stdout=subprocess.PIPE,
                        universal_newlines=True)
     assert a.stdout == b.stdout
+
+
+INJECTIONS = ["inject=close:retval=42", "inject=close:error=ENOENT:when=2+",
+              "inject=getpid:signal=SIGUSR2", "fault=close:when=3",
+              "inject=getppid:error=EPERM:syscall=getpid"]
+
+
+def digits_masked(text):
+    return re.sub(r"\d{4,}", "N", text)
+
+
+@needs_strace
+@pytest.mark.parametrize("seccomp", ["--seccomp-bpf", "--no-seccomp-bpf"])
+@pytest.mark.parametrize("expression", INJECTIONS)
+def test_injection_like_strace(corpus, expression, seccomp):
+    opts = ["-f", "-e", "trace=close,getpid,getppid", "-e", expression, "-e", "signal=none"]
+    a = ours([seccomp] + opts + [corpus, "errors"])
+    b = reference(opts + [corpus, "errors"])
+    assert a.returncode == b.returncode
+    assert digits_masked(a.stderr) == digits_masked(b.stderr)
+
+
+@pytest.fixture(scope="module")
+def corpus_i386(tmp_path_factory):
+    exe = str(tmp_path_factory.mktemp("progs32") / "engine_corpus")
+    built = subprocess.run(["cc", "-m32", "-O1", "-pthread", "-o", exe,
+                            os.path.join(PROGS, "engine_corpus.c")], stderr=subprocess.PIPE)
+    if built.returncode != 0:
+        pytest.skip("cannot build i386 programs (gcc-multilib missing?)")
+    return exe
+
+
+@needs_strace
+@pytest.mark.parametrize("opts", [["-f"], ["-e", "inject=close:error=EACCES:when=3+"],
+                                  ["-e", "trace=close,getppid"]])
+def test_i386_program_on_x86_64_like_strace(corpus_i386, tmp_path, opts):
+    """The compat personality is told by PTRACE_GET_SYSCALL_INFO's arch: i386 table, i386
+    registers for injection."""
+    a, b, mine, theirs = both(corpus_i386, tmp_path, opts, ["fork"])
+    assert a.returncode == b.returncode, a.stderr
+
+    def comparable(lines):   # set_thread_area's struct user_desc is not decoded yet
+        return per_process([(p, digits_masked(t)) for p, t in lines
+                            if not t.startswith("set_thread_area(")])
+    assert comparable(mine) == comparable(theirs)
+
+
+def test_injected_calls_are_marked_in_json(corpus):
+    a = ours(["--json", "-e", "trace=close", "-e", "inject=close:error=ENOENT:when=3", corpus, "errors"])
+    calls = [json.loads(l) for l in a.stderr.splitlines() if '"syscall"' in l]
+    marked = [c for c in calls if c.get("injected")]
+    assert len(marked) == 1 and marked[0]["error"] == "ENOENT" and marked[0]["args"] == [-1]
+
+
+def test_the_register_path_gives_the_same_lines(corpus, tmp_path):
+    """--regs reads syscalls from the registers, as on kernels older than 5.3."""
+    for name, extra in (("info", []), ("regs", ["--regs"])):
+        done = ours(extra + ["-f", "-o", str(tmp_path / name), corpus, "fork"])
+        assert done.returncode == 3, done.stderr
+    assert per_process(traced_lines(str(tmp_path / "info"))) == \
+        per_process(traced_lines(str(tmp_path / "regs")))
