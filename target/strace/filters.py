@@ -151,7 +151,9 @@ class Filters(object):
         """strace's "Requested path ... resolved into ..." lines, unless quiet=path-resolution."""
         if self.quiet.matches("path-resolution"):
             return []
-        return ['Requested path "%s" resolved into "%s"' % pair for pair in self.resolved]
+        from target.strace.quote import quote
+        return ["Requested path %s resolved into %s" % (quote(os.fsencode(asked)), quote(os.fsencode(real)))
+                for asked, real in self.resolved]
 
     def injection(self, name, count, nr=None):
         """The Injection for the count-th call (1-based) of syscall name by one tracee, or None.
@@ -202,11 +204,26 @@ class Filters(object):
             self.resolved.append((path, resolved))
 
 
+DELETED = " (deleted)"
+
+
 def fd_path(pid, fd):
+    """The path an fd refers to. /proc appends " (deleted)" to an unlinked or replaced file;
+    like strace, that is dropped unless a file of exactly that name is the same file."""
+    link = "/proc/%d/fd/%d" % (pid, fd)
     try:
-        return os.readlink("/proc/%d/fd/%d" % (pid, fd))
+        path = os.readlink(link)
     except OSError:
         return None
+    if path.endswith(DELETED):
+        try:
+            mine, named = os.stat(link), os.lstat(path)
+            if (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino):
+                return path
+        except OSError:
+            pass
+        return path[:-len(DELETED)]
+    return path
 
 
 # --- syscall sets ---------------------------------------------------------------------------
