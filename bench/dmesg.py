@@ -12,7 +12,6 @@ reads all of them. Interpreter start-up is measured on its own for context.
 """
 
 import argparse
-import dataclasses
 import os
 import shutil
 import statistics
@@ -20,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from deployed import deployed_agent
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVKMSG_SETTING = "/proc/sys/kernel/printk_devkmsg"
@@ -121,22 +122,6 @@ def main():
     print("for scale: `%s -c pass` %.1fms, `-c 'import argparse'` %.1fms"
           % (" ".join(deployed[:-1]), start * 1e3, start_imports * 1e3))
     shutil.rmtree(work_dir, ignore_errors=True)
-
-
-def deployed_agent(python, work_dir):
-    """Deploy the agent to the local board as `invoke dmesg` does (in work_dir, run by python):
-    the command lines of the deployed agent and of the bare zipapp."""
-    sys.path.insert(0, REPO)
-    from host.agentbuild import build_agent
-    from host.deploy import AGENT_FLAGS, deploy
-    from host.profiles import load_board
-    from host.transport import open_transport
-
-    board = dataclasses.replace(load_board("local"), workdir=work_dir, python=(python,))
-    agent = build_agent()
-    deployed = deploy(open_transport(board), agent)
-    return ([python, *AGENT_FLAGS, deployed.path],
-            [python, *AGENT_FLAGS, str(agent.path)])
 
 
 if __name__ == "__main__":

@@ -90,6 +90,13 @@ def ptrace(request, pid=0, addr=None, data=None):
     return result
 
 
+# The same call for the tracer's hot path: plain integers in, -1 and ctypes.get_errno() on
+# failure (never for the requests it makes: only PEEK requests return -1 as data), no wrapper.
+ptrace_call = ctypes.CDLL(None, use_errno=True).ptrace
+ptrace_call.argtypes = (ctypes.c_long, ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong)
+ptrace_call.restype = ctypes.c_long
+
+
 def ptrace_geteventmsg(pid):
     """PTRACE_GETEVENTMSG: the new pid of a fork event, the former tid of an exec event..."""
     value = ctypes.c_ulong()

@@ -22,6 +22,9 @@ from target.strace.output import Output, message
 
 INFO_SIZE = 88
 OP_ENTRY, OP_EXIT, OP_SECCOMP = 1, 2, 3
+# struct ptrace_syscall_info: op, arch, ip, sp, then entry {nr, args[6]} or exit {rval, is_error}
+ENTRY_INFO = struct.Struct("=B3xIQQ7Q")
+EXIT_INFO = struct.Struct("=B23xqB")
 SYSCALL_STOP = signal.SIGTRAP | 0x80
 GROUP_STOPS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 FORK_EVENTS = (libc.PTRACE_EVENT_FORK, libc.PTRACE_EVENT_VFORK, libc.PTRACE_EVENT_CLONE)
@@ -74,12 +77,15 @@ class Tracer(object):
             raise AgentError("no syscall table for this architecture (%s)" % os.uname().machine)
         self.kernel_arch = self.native.name
         self.info = ctypes.create_string_buffer(INFO_SIZE)
+        self.info_address = ctypes.addressof(self.info)
+        self.info_bytes = memoryview(self.info).cast("B")
         self.use_regs = False
         self.seccomp = False
         self.main_pid = None
         self.main_status = None
         self.events = 0
         self.stop_reason = None
+        self.waiting = False      # blocked in waitpid: a signal handler may break out
         self.options = BASE_OPTIONS | (FOLLOW_OPTIONS if options.follow else 0)
 
     # --- starting ---------------------------------------------------------------------
@@ -143,11 +149,20 @@ class Tracer(object):
         try:
             while self.tracees and self.stop_reason is None:
                 try:
-                    pid, status, usage = os.wait4(-1, libc.WALL)
+                    self.waiting = True
+                    if self.stop_reason is not None:
+                        break                  # the handler came just before the flag
+                    if self.summary is None:   # wait4's rusage is only for -c; it costs
+                        pid, status = os.waitpid(-1, libc.WALL)
+                        usage = None
+                    else:
+                        pid, status, usage = os.wait4(-1, libc.WALL)
                 except Interrupted:
                     continue
                 except ChildProcessError:
                     break
+                finally:
+                    self.waiting = False
                 self.handle(pid, status, usage)
                 if self.opts.max_events and self.events >= self.opts.max_events:
                     self.stop_reason = "max-events"
@@ -185,11 +200,10 @@ class Tracer(object):
         request = libc.PTRACE_SYSCALL
         if tracee.filtered and tracee.call is None:
             request = libc.PTRACE_CONT
-        try:
-            libc.ptrace(request, tracee.pid, 0, sig)
-        except OSError as e:
-            if e.errno != errno.ESRCH:   # it died meanwhile: its exit is on the way
-                raise
+        if libc.ptrace_call(request, tracee.pid, 0, sig) == -1:
+            err = ctypes.get_errno()
+            if err != errno.ESRCH:       # it died meanwhile: its exit is on the way
+                raise OSError(err, "ptrace: %s" % os.strerror(err))
 
     def event_stop(self, tracee, event, sig, usage):
         if event == libc.PTRACE_EVENT_SECCOMP:
@@ -284,28 +298,26 @@ class Tracer(object):
         if self.use_regs:
             self.regs_stop(tracee, usage)
             return
-        try:
-            size = libc.ptrace(libc.PTRACE_GET_SYSCALL_INFO, tracee.pid, INFO_SIZE, self.info)
-        except OSError as e:
-            if e.errno == errno.ESRCH:
+        size = libc.ptrace_call(libc.PTRACE_GET_SYSCALL_INFO, tracee.pid, INFO_SIZE,
+                                self.info_address)
+        if size == -1:
+            err = ctypes.get_errno()
+            if err == errno.ESRCH:
                 return
-            if e.errno not in (errno.EIO, errno.EINVAL):
-                raise
+            if err not in (errno.EIO, errno.EINVAL):
+                raise OSError(err, "ptrace(PTRACE_GET_SYSCALL_INFO): %s" % os.strerror(err))
             self.use_regs = True          # Linux < 5.3
             self.regs_stop(tracee, usage)
             return
-        raw = self.info.raw
-        op = raw[0]
+        op = self.info_bytes[0]
         if op == OP_EXIT:
-            rval, is_error = struct.unpack_from("=qB", raw, 24)
+            _, rval, is_error = EXIT_INFO.unpack_from(self.info)
             self.syscall_exit(tracee, rval, bool(is_error), usage)
         elif op in (OP_ENTRY, OP_SECCOMP) and size >= 80:
             if tracee.call is not None and op == OP_SECCOMP:
                 return                    # the entry stop came first (resumed with SYSCALL)
-            arch, = struct.unpack_from("=I", raw, 4)
-            sp, = struct.unpack_from("=Q", raw, 16)
-            values = struct.unpack_from("=7Q", raw, 24)
-            self.syscall_entry(tracee, arch, values[0], values[1:], sp, usage)
+            values = ENTRY_INFO.unpack_from(self.info)
+            self.syscall_entry(tracee, values[1], values[4], values[5:], values[3], usage)
 
     def regs_stop(self, tracee, usage):
         from target.strace import regs
@@ -323,7 +335,8 @@ class Tracer(object):
         call.sp = sp                      # rt_sigreturn reads the signal frame there
         tracee.call = call
         tracee.entry_ns = time.monotonic_ns()
-        tracee.entry_stime = usage.ru_stime
+        if usage is not None:
+            tracee.entry_stime = usage.ru_stime
         if tracee.hidden and call.name in EXECS:
             tracee.hidden = False
         tracee.traced = not tracee.hidden and self.filters.traced(call.name, nr)
@@ -407,13 +420,17 @@ class Tracer(object):
     # --- stopping ---------------------------------------------------------------------
 
     def _install_handlers(self, deadline):
+        # The handlers only break a wait: raised anywhere else, the exception could leave a
+        # stop taken from the kernel but never resumed.
         def interrupt(signum, frame):
             self.stop_reason = self.stop_reason or "signal %d" % signum
-            raise Interrupted()
+            if self.waiting:
+                raise Interrupted()
 
         def alarm(signum, frame):
             self.stop_reason = self.stop_reason or "max-duration"
-            raise Interrupted()
+            if self.waiting:
+                raise Interrupted()
 
         self._old = {}
         wanted = [signal.SIGTERM, signal.SIGHUP, signal.SIGINT]
@@ -453,6 +470,11 @@ class Tracer(object):
                 self.detach_stopped(tracee, status)
 
     def detach(self, tracee):
+        """Detach now if it is in a ptrace-stop (one we had not resumed yet), else interrupt
+        it: stop_all detaches it at the stop that follows."""
+        if libc.ptrace_call(libc.PTRACE_DETACH, tracee.pid, 0, 0) == 0:
+            self.detached(tracee)
+            return
         try:
             libc.ptrace(libc.PTRACE_INTERRUPT, tracee.pid, 0, 0)
         except OSError:
@@ -467,6 +489,9 @@ class Tracer(object):
             libc.ptrace(libc.PTRACE_DETACH, tracee.pid, 0, inject)
         except OSError:
             pass
+        self.detached(tracee)
+
+    def detached(self, tracee):
         if self.out is not None and self.out.open_line and self.out.open_line[0] is tracee:
             self.out.end_open_line(None, " <detached ...>")
         self.message("Process %d detached" % tracee.pid)

@@ -169,8 +169,8 @@ def normalise(lines, verbose=False):
         line = PADDING.sub(" ", line)
         line = PORT.sub("htons(PORT)", line)
         line = SOCKET.sub(r"\1:[INODE]", line)
-        for pid in pids:
-            line = re.sub(r"\b%s\b" % pid, "PID", line)
+        for pid in pids:   # where pids stand, not inside other values (rlim_cur=20000)
+            line = re.sub(r"(?<=[(\s])%s(?=[,)\]}]|$)|(?<=pid=)%s\b" % (pid, pid), "PID", line)
         if VOLATILE.match(line) or verbose and VERBOSE_VOLATILE.match(line):
             line = DIGITS.sub("N", line)
         out.append(line)

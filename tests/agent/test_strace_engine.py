@@ -349,3 +349,43 @@ def test_the_register_path_gives_the_same_lines(corpus, tmp_path):
         assert done.returncode == 3, done.stderr
     assert per_process(traced_lines(str(tmp_path / "info"))) == \
         per_process(traced_lines(str(tmp_path / "regs")))
+
+
+@needs_strace
+def test_attach_without_permission_like_strace(corpus):
+    """An unprivileged user may not trace a root process."""
+    proc = start_loop(corpus)
+    nobody = lambda: os.setuid(65534)   # noqa: E731
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    try:
+        a = subprocess.run([python, "-m", "target", "strace", "-p", str(proc.pid)], cwd=REPO,
+                           preexec_fn=nobody, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=60)
+        b = reference(["-p", str(proc.pid)], preexec_fn=nobody)
+    finally:
+        proc.kill()
+        proc.wait()
+    if not a.stderr.startswith("strace: "):   # e.g. a checkout under /root
+        pytest.skip("user nobody cannot run the agent from %s: %s" % (REPO, a.stderr.strip()[-200:]))
+    assert a.returncode == b.returncode == 1
+    assert a.stderr.strip() == b.stderr.strip().splitlines()[0]
+    assert "Operation not permitted" in a.stderr
+
+
+@needs_strace
+@pytest.mark.parametrize("opts,stamp", [
+    (["-t"], r"\d\d:\d\d:\d\d "), (["-tt"], r"\d\d:\d\d:\d\d\.\d{6} "),
+    (["-ttt"], r"\d{10}\.\d{6} "), (["-r"], r" +\d+\.\d{6} "),
+    (["-T"], r""), (["-tt", "-T", "-f"], r"\d\d:\d\d:\d\d\.\d{6} ")])
+def test_time_stamps_have_strace_s_shape(corpus, tmp_path, opts, stamp):
+    def shapes(path):
+        with open(path) as f:
+            text = f.read()
+        text = re.sub(r"^(\d+ +)?" + stamp, "STAMP ", text, flags=re.M) if stamp else text
+        text = re.sub(r" <\d+\.\d{6}>$", " <T>", text, flags=re.M)
+        return [l for l in text.splitlines() if "close(" in l or "+++" in l]
+    mine, theirs = str(tmp_path / "a"), str(tmp_path / "b")
+    ours(opts + ["-e", "trace=close", "-o", mine, corpus, "errors"])
+    reference(opts + ["-e", "trace=close", "-o", theirs, corpus, "errors"])
+    assert shapes(mine) == shapes(theirs)
+    assert shapes(mine)[0].startswith("STAMP" if stamp else "close(")

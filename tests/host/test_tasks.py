@@ -88,3 +88,15 @@ def test_info_mount_tracefs_probes_and_leaves_the_mounts_as_they_were():
     ftrace = json.loads(result.stdout)["ftrace"]
     assert ftrace["mounted"] and ftrace["events"] > 0
     assert tracefs_mounts() == before
+
+
+def test_strace_on_the_local_board_traces_a_command():
+    result = invoke("strace", "--board", "local", "--opts", "-e trace=close -qq", "--cmd", "sh -c 'exit 5'")
+    assert result.returncode == 5
+    assert "close(" in result.stderr and "+++" not in result.stderr
+
+
+def test_strace_bad_option_is_one_line():
+    result = invoke("strace", "--board", "local", "--opts", "-e trace=nosuchcall", "--cmd", "true")
+    assert result.returncode != 0
+    assert result.stderr.strip() == "strace: invalid system call 'nosuchcall'"
