@@ -11,6 +11,18 @@ from target.strace import decode
 SCHEMA = {"type": "header", "schema": "boardtrace-strace", "version": 1}
 
 
+def thread_group(tid):
+    """The pid of the process thread tid belongs to (itself for a process's main thread)."""
+    try:
+        with open("/proc/%d/status" % tid) as f:
+            for line in f:
+                if line.startswith("Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return tid
+
+
 class JsonLines(object):
     def __init__(self, stream):
         self.stream = stream
@@ -21,7 +33,10 @@ class JsonLines(object):
         self.stream.write(json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n")
 
     def stamp(self, obj, tracee, ns):
-        obj["pid"] = tracee.pid
+        if tracee.tgid is None:
+            tracee.tgid = thread_group(tracee.pid)
+        obj["pid"] = tracee.tgid
+        obj["tid"] = tracee.pid
         obj["ts_ns"] = ns
         obj["wall"] = round(ns / 1e9 + self.wall_offset, 6)
         return obj

@@ -40,7 +40,7 @@ class Interrupted(Exception):
 
 class Tracee(object):
     __slots__ = ("pid", "mem", "call", "traced", "entry_ns", "entry_stime", "started", "hidden",
-                 "counts", "abi", "attached", "filtered", "injected", "signal")
+                 "counts", "abi", "attached", "filtered", "injected", "signal", "tgid")
 
     def __init__(self, pid, abi, hidden=False, attached=False):
         self.pid = pid
@@ -57,6 +57,7 @@ class Tracee(object):
         self.abi = abi
         self.attached = attached  # attached with -p: detached (not killed) when we stop
         self.filtered = False     # under our seccomp filter: syscalls arrive as seccomp stops
+        self.tgid = None          # its process (thread group) id, looked up when needed
 
 
 class Tracer(object):
@@ -234,12 +235,12 @@ class Tracer(object):
         former = libc.ptrace_geteventmsg(tracee.pid)
         if former != tracee.pid and former in self.tracees:
             gone = self.tracees.pop(former)
-            tracee.call = gone.call
+            tracee.call, tracee.traced = gone.call, gone.traced
             tracee.entry_ns, tracee.entry_stime = gone.entry_ns, gone.entry_stime
-            if not self.opts.quiet:
-                self.show(tracee, "+++ superseded by execve in pid %d +++" % former)
             if self.out is not None:
                 self.out.live = len(self.tracees)
+            if not self.opts.quiet:
+                self.show(tracee, "+++ superseded by execve in pid %d +++" % former)
         tracee.mem.close()
         tracee.mem = Memory(tracee.pid)
 

@@ -68,7 +68,7 @@ def normalise(text, pid_names):
     text = re.sub(r"^getppid\(\) += \d+", "getppid() = PPID", text)   # the tracer's pid
     for pid, label in pid_names.items():
         text = re.sub(r"\b%s\b" % pid, label, text)
-    text = re.sub(r"(si_pid=|wait4\()\d+", r"\1PID", text)   # children that were not traced
+    text = re.sub(r"(si_pid=|wait4\(|execve in pid )\d+", r"\1PID", text)   # pids not traced
     return re.sub(r"\s+=", " =", text)   # the column padding is compared elsewhere
 
 
@@ -120,7 +120,7 @@ def test_same_syscalls_and_results_as_strace(corpus, tmp_path, scenario):
 
 
 @needs_strace
-@pytest.mark.parametrize("scenario", [["fork"], ["thread"], ["errors"], ["signal"], ["exec"]])
+@pytest.mark.parametrize("scenario", [["fork"], ["thread"], ["errors"], ["signal"], ["exec"], ["thread-exec"]])
 def test_lines_match_strace_for_simple_syscalls(corpus, tmp_path, scenario):
     opts = ["-f", "-e", "trace=close,getpid,getppid,exit_group,exit"]
     a, b, mine, theirs = both(corpus, tmp_path, opts, scenario)
@@ -423,3 +423,11 @@ def test_real_programs_same_syscalls_and_results(tmp_path, command):
     def calls(lines):
         return {p: sorted(map(str, seq)) for p, seq in names_and_returns(timing_free(lines)).items()}
     assert calls(mine) == calls(theirs)
+
+
+def test_json_names_process_and_thread(corpus):
+    a = ours(["-f", "--json", "-e", "trace=close", corpus, "thread"])
+    objs = [json.loads(l) for l in a.stderr.splitlines()]
+    calls = {c["args"][0]: c for c in objs if c["type"] == "syscall" and c["args"][0] < 0}
+    thread, main = calls[-5], calls[-6]       # close(-5) in the thread, close(-6) in main
+    assert main["pid"] == main["tid"] == thread["pid"] != thread["tid"]

@@ -14,6 +14,15 @@ static void *thread_main(void *arg) {
     return NULL;
 }
 
+static char *self_path;
+
+static void *thread_exec(void *arg) {
+    (void)arg;
+    char *args[] = {self_path, "errors", NULL};
+    execv(self_path, args);          /* a non-leader thread execs: it takes the leader's pid */
+    return NULL;
+}
+
 static int forks(int n) {
     for (int i = 0; i < n; i++) {
         pid_t pid = fork();
@@ -52,6 +61,13 @@ int main(int argc, char **argv) {
         pthread_join(t, NULL);
         close(-6);
         return 0;
+    }
+    if (!strcmp(mode, "thread-exec")) {
+        pthread_t t;
+        self_path = argv[0];
+        pthread_create(&t, NULL, thread_exec, NULL);
+        for (;;)
+            pause();
     }
     if (!strcmp(mode, "signal")) {
         signal(SIGUSR2, SIG_IGN);
