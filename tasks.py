@@ -105,6 +105,33 @@ def strace(c, board="local", cmd=None, pid=None, opts=""):
     exit_with(run_tool(board, "strace", args))
 
 
+@task(help={"board": "board name (default: local)",
+            "args": "the agent's ftrace verb and options, e.g. \"record -e sched -o /tmp/t -- ls\", "
+                    "\"probe\", \"list -e 'irq:*'\""})
+@one_line_errors
+def ftrace(c, board="local", args="probe"):
+    """Control the board's ftrace: probe, list, record, start/stop/extract, stream, show, reset, report."""
+    import shlex
+
+    from host.tools import run_tool
+
+    exit_with(run_tool(board, "ftrace", shlex.split(args)))
+
+
+@task(help={"capture": "a capture directory written by `ftrace record -o DIR` (or extract)",
+            "out": "the trace.dat to write (default: CAPTURE/trace.dat)"})
+@one_line_errors
+def trace_dat(c, capture, out=None):
+    """Write trace.dat (version 6) from an ftrace capture, for trace-cmd report and KernelShark."""
+    from pathlib import Path
+
+    from host.tracedat import write_tracedat
+
+    target = Path(out) if out else Path(capture) / "trace.dat"
+    write_tracedat(Path(capture), target)
+    print(f"{target}: {target.stat().st_size:,} bytes")
+
+
 @task(help={"check": "only compare the committed tables with the installed kernel headers"})
 @one_line_errors
 def syscall_tables(c, check=False):

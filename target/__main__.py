@@ -9,6 +9,7 @@ from target.cli import run
 # tool name -> module with main(argv); imported lazily so start-up stays cheap on slow boards
 TOOLS = {
     "dmesg": "target.dmesg.cli",
+    "ftrace": "target.ftrace.cli",
     "info": "target.info",
     "strace": "target.strace.cli",
 }

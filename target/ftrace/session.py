@@ -1,0 +1,264 @@
+"""A tracing session: a private tracefs instance, a journal of every write, and the undo.
+
+Ownership. A session's instance is named `boardtrace-<pid>-<starttime>`: the owner's pid and
+its start time (field 22 of /proc/<pid>/stat, in clock ticks since boot). The owner is alive
+when /proc/<pid>/stat exists and shows the same start time, so a recycled pid is not mistaken
+for the owner. Any later session removes the instances of dead owners when it starts.
+
+Flight-recorder instances (`agent ftrace start`) outlive the process that made them: they are
+named `boardtrace-keep-<name>`, are never removed as stale, and belong to whoever runs
+`agent ftrace stop/extract/reset` with the same name.
+
+Every write goes through Session.write, which records how to undo it. Writes inside the
+instance are undone by removing the instance (or, if that fails, one by one); writes that
+had to go to the top level because this kernel has no per-instance file are undone one by
+one at exit, newest first. A SIGKILLed owner cannot undo top-level writes: only its
+instance is cleaned up by the next session.
+"""
+
+import errno
+import os
+import re
+import signal
+import sys
+
+from target.cli import AgentError
+from target.ftrace import probe
+
+PREFIX = "boardtrace-"
+KEEP = PREFIX + "keep-"
+OWNED = re.compile(r"^boardtrace-(\d+)-(\d+)$")
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+# tracefs file -> the Kconfig option without which it does not exist
+CONFIG = {
+    "set_ftrace_filter": "CONFIG_DYNAMIC_FTRACE",
+    "set_ftrace_notrace": "CONFIG_DYNAMIC_FTRACE",
+    "set_graph_function": "CONFIG_FUNCTION_GRAPH_TRACER",
+    "set_graph_notrace": "CONFIG_FUNCTION_GRAPH_TRACER",
+    "max_graph_depth": "CONFIG_FUNCTION_GRAPH_TRACER",
+    "set_ftrace_pid": "CONFIG_FUNCTION_TRACER",
+    "tracing_thresh": "CONFIG_TRACER_MAX_TRACE or CONFIG_FUNCTION_GRAPH_TRACER",
+    "snapshot": "CONFIG_TRACER_SNAPSHOT",
+    "kprobe_events": "CONFIG_KPROBE_EVENTS",
+    "uprobe_events": "CONFIG_UPROBE_EVENTS",
+    "dynamic_events": "CONFIG_DYNAMIC_EVENTS",
+    "set_event_pid": "CONFIG_EVENT_TRACING (kernel 4.4 or later)",
+    "error_log": "kernel 5.1 or later",
+}
+TRACER_CONFIG = {
+    "function": "CONFIG_FUNCTION_TRACER",
+    "function_graph": "CONFIG_FUNCTION_GRAPH_TRACER",
+    "irqsoff": "CONFIG_IRQSOFF_TRACER",
+    "preemptoff": "CONFIG_PREEMPT_TRACER",
+    "preemptirqsoff": "CONFIG_IRQSOFF_TRACER and CONFIG_PREEMPT_TRACER",
+    "wakeup": "CONFIG_SCHED_TRACER",
+    "wakeup_rt": "CONFIG_SCHED_TRACER",
+    "wakeup_dl": "CONFIG_SCHED_TRACER",
+    "hwlat": "CONFIG_HWLAT_TRACER",
+    "osnoise": "CONFIG_OSNOISE_TRACER",
+    "timerlat": "CONFIG_TIMERLAT_TRACER",
+    "mmiotrace": "CONFIG_MMIOTRACE",
+    "blk": "CONFIG_BLK_DEV_IO_TRACE",
+}
+
+
+def start_time(pid):
+    """The start time of a process (clock ticks since boot), or None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2:].split()[19])
+
+
+def own_name():
+    pid = os.getpid()
+    return "%s%d-%d" % (PREFIX, pid, start_time(pid))
+
+
+def owner_alive(name):
+    """Whether the process that owns this instance name still runs (True for names that
+    are not ours to judge: flight-recorder and foreign instances)."""
+    match = OWNED.match(name)
+    if not match:
+        return True
+    pid, started = int(match.group(1)), int(match.group(2))
+    return start_time(pid) == started
+
+
+def remove_stale(tracefs):
+    """Remove the instances of dead owners (sessions and probes). Returns their names."""
+    removed = probe.remove_stale(tracefs)
+    for name in tracefs.instances():
+        if OWNED.match(name) and not owner_alive(name):
+            try:
+                remove_instance(tracefs, name)
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
+def remove_instance(tracefs, name):
+    """Stop an instance's tracing and remove it (the kernel frees its buffers and events)."""
+    inst = tracefs.instance(name)
+    try:
+        inst.write("tracing_on", "0")
+    except OSError:
+        pass
+    os.rmdir(inst.path)
+
+
+def ours(tracefs):
+    """Names of every instance made by this tool (sessions, flight recorders, probes)."""
+    return [n for n in tracefs.instances() if n.startswith(PREFIX)]
+
+
+def explain(err, path, value, logs=(), config=None):
+    """One line telling why writing value to path failed."""
+    log = None
+    if err.errno == errno.EINVAL:
+        log = next(filter(None, (probe.last_error(t) for t in logs)), None)
+    name = errno.errorcode.get(err.errno, str(err.errno))
+    if config is None:
+        config = CONFIG.get(os.path.basename(path))
+    return "cannot write %r to %s: %s (%s)" % (
+        value.strip(), path, probe.classify(err.errno, config, log), name)
+
+
+def normalize(name, text):
+    """The value to write back to restore a file from what reading it gave."""
+    base = os.path.basename(name)
+    if base == "trace_clock":
+        return re.search(r"\[(\S+)\]", text).group(1)
+    if base == "buffer_size_kb":
+        return text.split()[0]
+    lines = [line for line in text.splitlines()
+             if line.strip() and not line.startswith("#") and line.strip() != "no pid"]
+    return " ".join(lines) if lines else ""
+
+
+class Session:
+    """A private instance plus the journal that undoes everything written for it."""
+
+    def __init__(self, tracefs, name=None):
+        self.top = tracefs
+        self.name = name or own_name()
+        self.instance = tracefs.instance(self.name)
+        self.journal = []  # (Tracefs, file, undo value, append)
+        self.notes = []
+        self.stopping = None  # the signal that asked to stop
+        self.defer = False
+        self.old_handlers = {}
+        self.created = False
+        self.allow_top = True  # False for instances that outlive us: nobody would undo
+
+    def create(self, keep=False):
+        """Remove stale instances, then make ours. keep: reuse it if it exists."""
+        self.stale = remove_stale(self.top)
+        if not os.path.isdir(os.path.join(self.top.path, "instances")):
+            raise AgentError("no tracefs instances/ at %s (kernel older than 3.10?): "
+                             "private sessions are not possible" % self.top.path)
+        try:
+            os.mkdir(self.instance.path)
+        except FileExistsError:
+            if not keep:
+                raise AgentError("instance %s exists already" % self.name)
+        except OSError as e:
+            raise AgentError("cannot create instance %s: %s" % (
+                self.instance.path, probe.classify(e.errno))) from None
+        self.created = True
+        return self
+
+    # -- writing -----------------------------------------------------------------------
+
+    def where(self, name, top_ok=True):
+        """The directory that has this file: the instance, else the top level (noted)."""
+        if self.instance.exists(name) or not (top_ok and self.allow_top) \
+                or not self.top.exists(name):
+            return self.instance
+        self.notes.append("%s is not per instance on this kernel: set at the top level "
+                          "and restored at exit" % name)
+        return self.top
+
+    def write(self, name, value, append=False, undo=None, top_ok=True, config=None):
+        """Write value to name, recording how to undo it. undo: (value, append) to write
+        back, by default the file's current value. Failures raise AgentError."""
+        target = self.where(name, top_ok)
+        if not target.exists(name):
+            e = OSError(errno.ENOENT, "no such file")
+            raise AgentError(explain(e, target.file(name), value, config=config))
+        try:
+            if undo is None:
+                undo = (normalize(name, target.read(name)), False)
+            target.write(name, value, append=append)
+        except OSError as e:
+            raise AgentError(explain(e, target.file(name), value,
+                                     (self.instance, self.top), config)) from None
+        self.journal.append((target, name, undo[0], undo[1]))
+
+    def undo(self, instance_too):
+        """Undo the journal, newest first; returns the failures as lines."""
+        failures = []
+        while self.journal:
+            target, name, value, append = self.journal.pop()
+            if target is self.instance and not instance_too:
+                continue
+            try:
+                target.write(name, value, append=append)
+            except OSError as e:
+                failures.append("restore %s: %s" % (target.file(name), os.strerror(e.errno)))
+        return failures
+
+    def close(self, remove=True):
+        """Undo everything; remove the instance (unless remove is False). Returns failures."""
+        self.defer = True
+        failures = []
+        removed = False
+        if self.created and remove:
+            try:
+                remove_instance(self.top, self.name)
+                removed = True
+            except OSError as e:
+                failures.append("remove %s: %s" % (self.instance.path, os.strerror(e.errno)))
+        failures += self.undo(instance_too=not removed and remove)
+        if not remove:
+            self.journal = []
+        self.restore_signals()
+        return failures
+
+    # -- signals -----------------------------------------------------------------------
+
+    def _on_signal(self, signum, frame):
+        self.stopping = signum
+        if not self.defer:
+            raise Interrupted(signum)
+
+    def catch_signals(self):
+        """SIGINT/SIGTERM/SIGHUP: set self.stopping; raise Interrupted unless self.defer."""
+        for sig in SIGNALS:
+            self.old_handlers[sig] = signal.signal(sig, self._on_signal)
+
+    def restore_signals(self):
+        for sig, handler in self.old_handlers.items():
+            signal.signal(sig, handler)
+        self.old_handlers = {}
+
+    def __enter__(self):
+        self.catch_signals()
+        return self.create()
+
+    def __exit__(self, *exc):
+        failures = self.close()
+        for line in failures:
+            print("ftrace: warning: %s" % line, file=sys.stderr)
+
+
+class Interrupted(BaseException):
+    """A stop signal arrived outside a place that waits for it."""
+
+    def __init__(self, signum):
+        BaseException.__init__(self, signum)
+        self.signum = signum

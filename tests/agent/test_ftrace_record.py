@@ -1,0 +1,203 @@
+"""ftrace record against the real tracefs: the capture directory contract, the top-level
+state left as found, no instance left behind, SIGKILL/SIGINT/SIGTERM."""
+
+import json
+import os
+import signal
+import sys
+
+import pytest
+
+from ftrace_helpers import (ftrace, instances_of, spawn, top_state, tracefs_dir,  # noqa: F401
+                            tracing_in, wait_for)
+from target.ftrace import session, tracefs
+
+
+def check_contract(out, events):
+    with open(os.path.join(out, "meta.json")) as f:
+        meta = json.load(f)
+    assert meta["format"] == "boardtrace-ftrace" and meta["version"] == 1
+    assert meta["clock"] == "mono" and meta["tracer"] == "nop"
+    assert meta["events"] == events
+    assert meta["kernel"] == os.uname().release and meta["long_size"] == 8
+    assert meta["big_endian"] is (sys.byteorder == "big")
+    assert meta["stop_monotonic_ns"] >= meta["start_monotonic_ns"]
+    assert session.OWNED.match(meta["instance"])
+    size = meta["page_size"]
+    assert size == os.sysconf("SC_PAGE_SIZE")
+    for cpu in meta["cpus"]:
+        raw = os.path.getsize(os.path.join(out, "cpu%d.raw" % cpu))
+        assert raw % size == 0
+        assert str(cpu) in meta["lost"]
+        with open(os.path.join(out, "stats", "cpu%d" % cpu)) as f:
+            assert "overrun:" in f.read()
+    for name in events + ["ftrace:print"]:
+        system, event = name.split(":")
+        with open(os.path.join(out, "formats", system, event, "format")) as f:
+            assert f.read().startswith("name: %s\n" % event)
+    for name in ("header_page", "header_event", "saved_cmdlines"):
+        assert os.path.exists(os.path.join(out, name))
+    assert not os.path.exists(os.path.join(out, "kallsyms")), "no function tracer was used"
+    return meta
+
+
+def raw_data(out, meta):
+    data = b""
+    for cpu in meta["cpus"]:
+        with open(os.path.join(out, "cpu%d.raw" % cpu), "rb") as f:
+            data += f.read()
+    return data
+
+
+def test_record_a_command(tracefs_dir, tmp_path):
+    before = top_state(tracefs_dir)
+    out = str(tmp_path / "cap")
+    events = ["sched:sched_process_exec", "syscalls:sys_enter_openat"]
+    proc = spawn(tracefs_dir, "record", "-o", out, "-e", events[0], "-e", events[1],
+                 "--", "/bin/true")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    meta = check_contract(out, events)
+    assert b"/bin/true\0" in raw_data(out, meta), "the exec of /bin/true was not captured"
+    assert "pages" in err and out in err
+    assert top_state(tracefs_dir) == before
+    assert instances_of(tracefs_dir, proc.pid) == []
+
+
+def test_pid_filter_keeps_other_processes_out(tracefs_dir, tmp_path):
+    """Only the command (and its children) is traced: sh -c forks /bin/echo."""
+    out = str(tmp_path / "cap")
+    done = ftrace(tracefs_dir, "record", "-o", out, "-e", "sched:sched_process_exec",
+                  "--", "/bin/sh", "-c", "/bin/echo hi >/dev/null; exit 0")
+    assert done.returncode == 0, done.stderr
+    with open(os.path.join(out, "meta.json")) as f:
+        meta = json.load(f)
+    data = raw_data(out, meta)
+    assert b"/bin/echo\0" in data, "the child of the command was not followed"
+    assert b"/bin/sh\0" in data
+
+
+def test_duration_and_event_glob(tracefs_dir, tmp_path):
+    out = str(tmp_path / "cap")
+    done = ftrace(tracefs_dir, "record", "-o", out, "-e", "sched:sched_wak*",
+                  "--duration", "0.3")
+    assert done.returncode == 0, done.stderr
+    with open(os.path.join(out, "meta.json")) as f:
+        meta = json.load(f)
+    assert meta["events"] and all(e.startswith("sched:sched_wak") for e in meta["events"])
+    assert sum(os.path.getsize(os.path.join(out, "cpu%d.raw" % c)) for c in meta["cpus"])
+
+
+def test_top_level_fallback_is_restored(tracefs_dir, tmp_path):
+    """tracing_thresh has no per-instance file: set at the top level, said, restored."""
+    if not os.path.exists(os.path.join(tracefs_dir, "tracing_thresh")):
+        pytest.skip("no tracing_thresh on this kernel")
+    before = top_state(tracefs_dir)
+    done = ftrace(tracefs_dir, "record", "-o", str(tmp_path / "c"), "-e", "sched:sched_switch",
+                  "--thresh", "7", "--duration", "0.1")
+    assert done.returncode == 0, done.stderr
+    assert "tracing_thresh is not per instance" in done.stderr
+    assert top_state(tracefs_dir) == before
+
+
+def test_lost_events_are_reported(tracefs_dir, tmp_path):
+    """A tiny buffer under a syscall storm overruns: meta.json and stderr both say so."""
+    out = str(tmp_path / "cap")
+    storm = "import os\nfor i in range(300000): os.getppid()"
+    done = ftrace(tracefs_dir, "record", "-o", out, "-b", "8", "-e", "raw_syscalls",
+                  "--", sys.executable, "-c", storm)
+    assert done.returncode == 0, done.stderr
+    with open(os.path.join(out, "meta.json")) as f:
+        meta = json.load(f)
+    total = sum(meta["lost"].values())
+    assert total > 0, "expected an overrun with an 8 KB buffer"
+    assert "lost" in done.stderr and "events" in done.stderr
+
+
+def test_sigkill_leaves_the_instance_and_the_next_run_removes_it(tracefs_dir, tmp_path):
+    before = top_state(tracefs_dir)
+    proc = spawn(tracefs_dir, "record", "-o", str(tmp_path / "a"), "-e", "sched:sched_switch",
+                 "--duration", "60")
+    try:
+        name = wait_for(lambda: tracing_in(tracefs_dir, proc.pid))
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert instances_of(tracefs_dir, proc.pid) == [name], "SIGKILL cannot clean up"
+    done = ftrace(tracefs_dir, "record", "-o", str(tmp_path / "b"), "-e", "sched:sched_switch",
+                  "--duration", "0.1")
+    assert done.returncode == 0, done.stderr
+    assert instances_of(tracefs_dir, proc.pid) == []
+    assert top_state(tracefs_dir) == before
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_stop_signals_write_the_capture(tracefs_dir, tmp_path, sig):
+    before = top_state(tracefs_dir)
+    out = str(tmp_path / "cap")
+    proc = spawn(tracefs_dir, "record", "-o", out, "-e", "sched:sched_switch")
+    try:
+        wait_for(lambda: tracing_in(tracefs_dir, proc.pid))
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped by signal %d" % sig in err
+    meta = check_contract(out, ["sched:sched_switch"])
+    assert raw_data(out, meta)
+    assert instances_of(tracefs_dir, proc.pid) == []
+    assert top_state(tracefs_dir) == before
+
+
+def test_signal_during_setup_undoes(tracefs_dir, tmp_path):
+    """A SIGTERM while the command is still waiting to start: everything undone, 143."""
+    before = top_state(tracefs_dir)
+    proc = spawn(tracefs_dir, "record", "-o", str(tmp_path / "c"), "-e", "syscalls",
+                 "--", "/bin/sleep", "30")
+    try:
+        wait_for(lambda: instances_of(tracefs_dir, proc.pid), timeout=20)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode in (0, 128 + signal.SIGTERM)
+    assert instances_of(tracefs_dir, proc.pid) == []
+    assert top_state(tracefs_dir) == before
+
+
+def test_owner_alive_uses_the_start_time():
+    assert session.owner_alive(session.own_name())
+    pid = os.getpid()
+    assert not session.owner_alive("boardtrace-%d-%d" % (pid, session.start_time(pid) + 1))
+    assert session.owner_alive("boardtrace-keep-default")
+    assert session.owner_alive("boardtrace-probe-1")
+
+
+def test_remove_stale_keeps_live_and_foreign(tracefs_dir):
+    top = tracefs.Tracefs(tracefs_dir)
+    dead = "boardtrace-%d-1" % os.getpid()  # our pid, but a start time that is not ours
+    live = session.own_name()
+    for name in (dead, live):
+        os.mkdir(top.instance(name).path)
+    try:
+        removed = session.remove_stale(top)
+        assert dead in removed and live not in removed
+        assert os.path.isdir(top.instance(live).path)
+    finally:
+        for name in (dead, live):
+            if os.path.isdir(top.instance(name).path):
+                os.rmdir(top.instance(name).path)
+
+
+@pytest.mark.parametrize("name,text,value", [
+    ("trace_clock", "local global [mono] boot\n", "mono"),
+    ("buffer_size_kb", "7 (expanded: 1408)\n", "7"),
+    ("set_ftrace_pid", "no pid\n", ""),
+    ("set_ftrace_filter", "#### all functions enabled ####\n", ""),
+    ("set_event_pid", "12\n34\n", "12 34"),
+])
+def test_normalize(name, text, value):
+    assert session.normalize(name, text) == value
