@@ -100,6 +100,8 @@ def apply(sess, args, pids=()):
         sess.write("max_graph_depth", str(args.max_graph_depth))
     if args.thresh is not None:
         sess.write("tracing_thresh", str(args.thresh))
+    if sess.instance.exists("options/hash-ptr"):
+        sess.write("options/hash-ptr", "0")   # raw pointers: the decoder cannot redo the hash
     for option in args.options:
         set_option(sess, option)
     return enable_events(sess, args.events)

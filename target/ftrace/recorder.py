@@ -123,6 +123,20 @@ def copy_optional(src, dst):
         return False
 
 
+def prints_symbols(out, events):
+    """Whether an enabled event prints kernel addresses as symbols (%ps, %pS: timer
+    functions...): the decoder then needs kallsyms to print what the kernel prints."""
+    for name in events:
+        try:
+            with open(os.path.join(out, "formats", *name.split(":", 1), "format")) as f:
+                text = f.read()
+        except OSError:
+            continue
+        if "%ps" in text or "%pS" in text or "%pf" in text:
+            return True
+    return False
+
+
 def write_metadata(top, instance, out, info):
     """Everything but the pages: formats, headers, cmdlines, stats, meta.json.
     info: tracer, events, clock, cpus, page_size, start/stop times, needs_symbols."""
@@ -138,7 +152,7 @@ def write_metadata(top, instance, out, info):
         copy_optional(top.file(os.path.join("events", rel)), os.path.join(out, "formats", rel))
     copy(top.file("saved_cmdlines"), os.path.join(out, "saved_cmdlines"))
     copy_optional(top.file("saved_tgids"), os.path.join(out, "saved_tgids"))
-    if info.get("needs_symbols"):
+    if info.get("needs_symbols") or prints_symbols(out, events):
         copy_optional("/proc/kallsyms", os.path.join(out, "kallsyms"))
         copy_optional(top.file("printk_formats"), os.path.join(out, "printk_formats"))
     losses = {}

@@ -528,7 +528,6 @@ def _siginfo(call, i, p):
     data = call.mem.read(addr, 128) if addr else None
     if data is None:
         return Ptr(addr)
-    from target.strace.signals import siginfo_text, siginfo_json
     text = siginfo_text(data, call.abi)
     return Raw(text[text.index("{"):], siginfo_json(data, call.abi))
 
@@ -599,7 +598,6 @@ ENTRY_PEEK = {">socklen": _stash_socklen}
 def count_pointers(call, addr, limit=1 << 16):
     """How many pointers come before the NULL in the array at addr."""
     w = call.word
-    fmt = "<%d%s" % (64, "Q" if w == 8 else "I")
     count = 0
     while count < limit:
         data = call.mem.read_upto(addr + count * w, 64 * w)

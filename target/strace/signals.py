@@ -345,7 +345,6 @@ class _Siginfo(object):
 
     def _sigval(self):
         value = self.int(8)
-        ptr = self.word_at(8)
         return [("si_int", str(value), value), self._ptr("si_ptr", 8)]
 
     def _ptr(self, name, off):

@@ -201,3 +201,16 @@ def test_remove_stale_keeps_live_and_foreign(tracefs_dir):
 ])
 def test_normalize(name, text, value):
     assert session.normalize(name, text) == value
+
+
+def test_events_that_print_symbols_bring_kallsyms_and_decode_like_the_kernel(tracefs_dir, tmp_path):
+    """timer_start prints function=%ps: the capture carries kallsyms, and our report names
+    the functions (no bare addresses left in function= fields)."""
+    out = str(tmp_path / "cap")
+    done = ftrace(tracefs_dir, "record", "-o", out, "-e", "timer:hrtimer_start", "--duration", "0.3")
+    assert done.returncode == 0, done.stderr
+    assert os.path.exists(os.path.join(out, "kallsyms"))
+    report = ftrace(tracefs_dir, "report", out)
+    assert report.returncode == 0, report.stderr
+    lines = [l for l in report.stdout.splitlines() if "hrtimer_start:" in l]
+    assert lines and not any("function=0x" in l for l in lines)

@@ -1,0 +1,69 @@
+"""`agent ftrace report DIR [--json] [--cpu N]...`: decode a capture directory to the
+kernel's `trace` text or to JSON Lines (docs/ftrace-json.md)."""
+
+import json
+import sys
+
+from target.cli import AgentError, Parser
+from target.ftrace import decode
+
+
+def parse_args(argv):
+    parser = Parser(prog="agent ftrace report",
+                    description="Decode a capture directory made by `ftrace record`.")
+    parser.add_argument("dir", help="the capture directory")
+    parser.add_argument("--json", action="store_true",
+                        help="JSON Lines, one object per event (docs/ftrace-json.md)")
+    parser.add_argument("--cpu", type=int, action="append", default=[], metavar="N",
+                        help="only this CPU (repeatable)")
+    return parser.parse_args(argv)
+
+
+def summary(capture, counts):
+    """Lost and corrupt counts for stderr: never silent about missing data."""
+    notes = []
+    for cpu, lost in sorted(capture.lost_stats().items()):
+        if lost:
+            notes.append("cpu %d: %d events lost (stats)" % (cpu, lost))
+    if counts["lost"]:
+        notes.append("%d pages follow lost events" % counts["lost"])
+    if counts["corrupt"]:
+        notes.append("%d corrupt pages or records" % counts["corrupt"])
+    if counts["unknown"]:
+        notes.append("%d records of unknown event types" % counts["unknown"])
+    return notes
+
+
+def main(argv):
+    args = parse_args(argv)
+    capture = decode.Capture(args.dir)
+    unknown_cpus = [c for c in args.cpu if c not in capture.cpus]
+    if unknown_cpus:
+        raise AgentError("no cpu %d in this capture (cpus: %s)" % (
+            unknown_cpus[0], ", ".join(map(str, capture.cpus))))
+    counts = {"event": 0, "lost": 0, "corrupt": 0, "unknown": 0}
+    out = sys.stdout
+    write = out.write
+    if args.json:
+        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        for item in decode.json_items(capture, args.cpu):
+            counts[item["type"]] += 1
+            write(dumps(item) + "\n")
+    else:
+        for line in decode.text_lines(capture, args.cpu):
+            if line.startswith("CPU:"):
+                _count_marker(line, counts)
+            write(line + "\n")
+    out.flush()
+    for note in summary(capture, counts):
+        print("ftrace report: %s" % note, file=sys.stderr)
+    return 0
+
+
+def _count_marker(line, counts):
+    if "[LOST" in line:
+        counts["lost"] += 1
+    elif "[CORRUPT" in line:
+        counts["corrupt"] += 1
+    elif "[UNKNOWN" in line:
+        counts["unknown"] += 1
