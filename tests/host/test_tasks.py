@@ -100,3 +100,14 @@ def test_strace_bad_option_is_one_line():
     result = invoke("strace", "--board", "local", "--opts", "-e trace=nosuchcall", "--cmd", "true")
     assert result.returncode != 0
     assert result.stderr.strip() == "strace: invalid system call 'nosuchcall'"
+
+
+def test_ftrace_record_report_and_trace_dat_on_the_local_board(tmp_path):
+    cap = tmp_path / "cap"
+    result = invoke("ftrace", "--board", "local", "--args", f"record -o {cap} -e sched:sched_process_exec -- /bin/true")
+    assert result.returncode == 0, result.stderr
+    report = invoke("ftrace", "--board", "local", "--args", f"report {cap}")
+    assert report.returncode == 0 and "sched_process_exec: filename=/bin/true" in report.stdout
+    dat = invoke("trace-dat", "--capture", str(cap))
+    assert dat.returncode == 0, dat.stderr
+    assert (cap / "trace.dat").stat().st_size > 0
