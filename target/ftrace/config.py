@@ -2,6 +2,7 @@
 
 import argparse
 import fnmatch
+import os
 
 from target.cli import AgentError
 from target.ftrace import session as sessions
@@ -91,6 +92,9 @@ def apply(sess, args, pids=()):
     tracer = tracer_name(args)
     set_tracer(sess, tracer)
     set_pids(sess, list(args.pids) + list(pids), tracer)
+    if not args.pids and not pids and sess.instance.exists("set_event_notrace_pid"):
+        # like trace-cmd, leave the recorder's own syscalls and wake-ups out (Linux 5.8+)
+        sess.write("set_event_notrace_pid", str(os.getpid()), top_ok=False)
     for name, globs in (("set_ftrace_filter", args.functions),
                         ("set_ftrace_notrace", args.notrace),
                         ("set_graph_function", args.graph)):

@@ -61,6 +61,14 @@ class Recorder:
         self.fds = {}
         self.files = {}
         self.pages = dict.fromkeys(self.cpus, 0)
+        # Pages per CPU per wake-up, at most what the buffer holds: while tracing is on, our
+        # own reads add events (raw_syscalls...) and partial pages come out, so reading
+        # "until empty" would never end.
+        try:
+            self.per_wakeup = max(1, int(instance.read("buffer_size_kb").split()[0]) * 1024
+                                  // self.page_size)
+        except (OSError, ValueError, IndexError):
+            self.per_wakeup = 256
         os.makedirs(out, exist_ok=True)
         for cpu in self.cpus:
             path = instance.file("per_cpu/cpu%d/trace_pipe_raw" % cpu)
@@ -92,7 +100,7 @@ class Recorder:
             ready, _, _ = select.select(list(self.fds), [], [], timeout)
         except InterruptedError:
             return 0
-        return sum(self.read_cpu(fd) for fd in ready)
+        return sum(self.read_cpu(fd, self.per_wakeup) for fd in ready)
 
     def drain(self, limit=None):
         """Copy everything left; partial pages come out too. limit: pages per CPU, so that

@@ -12,11 +12,12 @@ named `boardtrace-keep-<name>`, are never removed as stale, and belong to whoeve
 Every write goes through Session.write, which records how to undo it. Writes inside the
 instance are undone by removing the instance (or, if that fails, one by one); writes that
 had to go to the top level because this kernel has no per-instance file are undone one by
-one at exit, newest first. A SIGKILLed owner cannot undo top-level writes: only its
-instance is cleaned up by the next session.
+one at exit, newest first. The top-level ones are also kept in a journal file (JOURNALS),
+so that when the owner is SIGKILLed the next session undoes them along with its instance.
 """
 
 import errno
+import json
 import os
 import re
 import signal
@@ -88,15 +89,46 @@ def owner_alive(name):
     return start_time(pid) == started
 
 
+JOURNALS = ("/run/boardtrace-ftrace", "/tmp/boardtrace-ftrace")
+
+
+def journal_path(name):
+    """Where the top-level undo journal of instance name lives (/run, else /tmp)."""
+    for where in JOURNALS:
+        try:
+            os.makedirs(where, mode=0o700, exist_ok=True)
+            return os.path.join(where, name + ".undo")
+        except OSError:
+            continue
+    return None
+
+
+def replay_journal(tracefs, name):
+    """Undo the top-level writes a dead session of that name left in its journal."""
+    path = journal_path(name)
+    if path is None or not os.path.exists(path):
+        return
+    with open(path) as f:
+        entries = [json.loads(line) for line in f if line.strip()]
+    for entry in reversed(entries):
+        try:
+            tracefs.write(entry["file"], entry["value"], append=entry["append"])
+        except OSError:
+            pass
+    os.unlink(path)
+
+
 def remove_stale(tracefs):
-    """Remove the instances of dead owners (sessions and probes). Returns their names."""
+    """Remove the instances of dead owners (sessions and probes), undoing the top-level
+    writes they journaled. Returns their names."""
     removed = probe.remove_stale(tracefs)
     for name in tracefs.instances():
         if OWNED.match(name) and not owner_alive(name):
             try:
                 remove_instance(tracefs, name)
+                replay_journal(tracefs, name)
                 removed.append(name)
-            except OSError:
+            except (OSError, ValueError):
                 pass
     return removed
 
@@ -198,6 +230,15 @@ class Session:
             raise AgentError(explain(e, target.file(name), value,
                                      (self.instance, self.top), config)) from None
         self.journal.append((target, name, undo[0], undo[1]))
+        if target is self.top:
+            self.keep_journal(name, undo)
+
+    def keep_journal(self, name, undo):
+        """A top-level write, on disk too: a SIGKILLed session cannot undo it itself."""
+        path = journal_path(self.name)
+        if path is not None:
+            with open(path, "a") as f:
+                f.write(json.dumps({"file": name, "value": undo[0], "append": undo[1]}) + "\n")
 
     def undo(self, instance_too):
         """Undo the journal, newest first; returns the failures as lines."""
@@ -226,6 +267,9 @@ class Session:
         failures += self.undo(instance_too=not removed and remove)
         if not remove:
             self.journal = []
+        path = journal_path(self.name)
+        if path is not None and os.path.exists(path):
+            os.unlink(path)
         self.restore_signals()
         return failures
 

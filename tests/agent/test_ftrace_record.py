@@ -214,3 +214,25 @@ def test_events_that_print_symbols_bring_kallsyms_and_decode_like_the_kernel(tra
     assert report.returncode == 0, report.stderr
     lines = [l for l in report.stdout.splitlines() if "hrtimer_start:" in l]
     assert lines and not any("function=0x" in l for l in lines)
+
+
+def test_sigkilled_top_level_writes_are_undone_by_the_next_run(tracefs_dir, tmp_path):
+    """tracing_thresh is not per instance on this kernel: it is set at the top level, kept in
+    a journal, and a SIGKILLed recorder's value is put back by the next run."""
+    before = top_state(tracefs_dir)
+    proc = spawn(tracefs_dir, "record", "-o", str(tmp_path / "a"), "-e", "sched:sched_switch",
+                 "--thresh", "1234", "--duration", "60")
+    try:
+        wait_for(lambda: tracing_in(tracefs_dir, proc.pid))
+        with open(os.path.join(tracefs_dir, "tracing_thresh")) as f:
+            thresh = f.read().strip()
+    finally:
+        proc.kill()
+        proc.communicate()
+    if thresh != "1234":
+        pytest.skip("tracing_thresh is per instance on this kernel: nothing at the top level")
+    assert top_state(tracefs_dir) != before, "SIGKILL cannot undo"
+    done = ftrace(tracefs_dir, "record", "-o", str(tmp_path / "b"), "-e", "sched:sched_switch",
+                  "--duration", "0.1")
+    assert done.returncode == 0, done.stderr
+    assert top_state(tracefs_dir) == before
