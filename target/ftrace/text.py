@@ -265,7 +265,21 @@ def timer_start_body(fmt, renderer):
     return render
 
 
+def function_body(fmt, renderer):
+    """The function tracer: `func <-parent` (trace_output.c print_fn_trace), no event name."""
+    if "ip" not in fmt.by_name or "parent_ip" not in fmt.by_name:
+        return None
+    ksym = renderer.ksym
+
+    def render(rec):
+        if not rec["parent_ip"]:
+            return ksym(rec["ip"])
+        return "%s <-%s" % (ksym(rec["ip"]), ksym(rec["parent_ip"]))
+    return render
+
+
 SPECIAL = {
+    "function": function_body,
     "print": print_body,
     "sched_switch": sched_switch_body,
     "timer_start": timer_start_body,

@@ -162,3 +162,33 @@ def test_flag_columns():
     old = text.flag_table((5, 10))
     assert old[0x02] == "X.." and old[0x04] == ".n."
     assert text.preempt_columns(0x12) == "21" and text.preempt_columns(0) == ".."
+
+
+FUNCTION_FORMAT = """name: function
+ID: 1
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:unsigned long ip;\toffset:8;\tsize:8;\tsigned:0;
+\tfield:unsigned long parent_ip;\toffset:16;\tsize:8;\tsigned:0;
+\tfield:unsigned long args[];\toffset:24;\tsize:0;\tsigned:0;
+
+print fmt: " %ps <-- %ps", (void *)REC->ip, (void *)REC->parent_ip
+"""
+
+
+def test_function_tracer_lines_are_func_then_parent():
+    """The kernel prints function events with print_fn_trace, not their print fmt:
+    `do_sys_open <-__x64_sys_openat` (checked against a real kernel on the QEMU boards:
+    this sandbox refuses the function tracer)."""
+    fmt = formats.parse_format(FUNCTION_FORMAT, "ftrace")
+    symbols = text.Symbols("ffffffff81000100 T do_sys_open\nffffffff81000200 T __x64_sys_openat\n")
+    renderer = text.Renderer(symbols=symbols)
+    decoder = formats.Decoder(fmt)
+    raw = struct.pack("<HBBiQQ", 1, 0, 0, 7, 0xffffffff81000110, 0xffffffff81000204)
+    assert renderer.body(fmt, decoder.decode(raw, 0, len(raw))) == "do_sys_open <-__x64_sys_openat"
+    raw = struct.pack("<HBBiQQ", 1, 0, 0, 7, 0xffffffff81000110, 0)
+    assert renderer.body(fmt, decoder.decode(raw, 0, len(raw))) == "do_sys_open"
