@@ -116,7 +116,7 @@ def names_and_returns(lines):
 def test_same_syscalls_and_results_as_strace(corpus, tmp_path, scenario):
     a, b, mine, theirs = both(corpus, tmp_path, ["-f"], scenario)
     assert a.returncode == b.returncode, a.stderr
-    assert names_and_returns(mine) == names_and_returns(theirs)
+    assert names_and_returns(timing_free(mine)) == names_and_returns(timing_free(theirs))
 
 
 @needs_strace
@@ -125,7 +125,10 @@ def test_lines_match_strace_for_simple_syscalls(corpus, tmp_path, scenario):
     opts = ["-f", "-e", "trace=close,getpid,getppid,exit_group,exit"]
     a, b, mine, theirs = both(corpus, tmp_path, opts, scenario)
     assert a.returncode == b.returncode, a.stderr
-    assert per_process(mine) == per_process(theirs)
+    if scenario[0] == "signal":   # no children: its signal lines are deterministic
+        assert per_process(mine) == per_process(theirs)
+    else:
+        assert per_process(timing_free(mine)) == per_process(timing_free(theirs))
 
 
 @needs_strace
