@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-import sys
+import shlex
 
 from invoke import Exit, task
 
@@ -93,8 +93,6 @@ def dmesg(c, board="local", level=None, facility=None, time_format=None, since=N
 @one_line_errors
 def strace(c, board="local", cmd=None, pid=None, opts=""):
     """Trace a command (or running processes) on a board, with strace's options."""
-    import shlex
-
     from host.tools import run_tool
 
     args = shlex.split(opts)
@@ -111,8 +109,6 @@ def strace(c, board="local", cmd=None, pid=None, opts=""):
 @one_line_errors
 def ftrace(c, board="local", args="probe"):
     """Control the board's ftrace: probe, list, record, start/stop/extract, stream, show, reset, report."""
-    import shlex
-
     from host.tools import run_tool
 
     exit_with(run_tool(board, "ftrace", shlex.split(args)))
