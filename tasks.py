@@ -49,16 +49,17 @@ def build_agent(c):
 
 
 @task(help={"board": "board name (default: local)", "workdir": "the workdir whose mount to inspect",
-            "mount_tracefs": "mount tracefs for the probes when it is not mounted (unmounted after)"})
+            "mount_tracefs": "mount tracefs for the probes when it is not mounted (unmounted after)",
+            "trust_new_host_key": "add the board's SSH host key to known_hosts if it is not there (never a changed one)"})
 @one_line_errors
-def info(c, board="local", workdir=None, mount_tracefs=False):
+def info(c, board="local", workdir=None, mount_tracefs=False, trust_new_host_key=False):
     """Show the facts of a board as JSON (arch, kernel, Python, tracefs, ptrace, seccomp, ...)."""
     from host.tools import run_tool
 
     args = ["--workdir", workdir] if workdir else []
     if mount_tracefs:
         args.append("--mount-tracefs")
-    exit_with(run_tool(board, "info", args))
+    exit_with(run_tool(board, "info", args, trust_new_host_key))
 
 
 DMESG_FLAGS = ("decode", "ctime", "notime", "show_delta", "reltime", "follow", "follow_new", "kernel",
@@ -69,13 +70,14 @@ DMESG_VALUES = ("level", "facility", "time_format", "since", "until", "color", "
 
 @task(auto_shortflags=False, help={"board": "board name (default: local)",
                                    "level": "levels, e.g. err+ or warn,err",
-                                   "facility": "facilities, e.g. kern,user"})
+                                   "facility": "facilities, e.g. kern,user",
+                                   "trust_new_host_key": "add the board's SSH host key to known_hosts if it is not there (never a changed one)"})
 @one_line_errors
 def dmesg(c, board="local", level=None, facility=None, time_format=None, since=None, until=None,
           color=None, console_level=None, decode=False, ctime=False, notime=False,
           show_delta=False, reltime=False, follow=False, follow_new=False, kernel=False,
           userspace=False, raw=False, json=False, jsonl=False, syslog=False, clear=False,
-          read_clear=False, force_prefix=False, noescape=False):
+          read_clear=False, force_prefix=False, noescape=False, trust_new_host_key=False):
     """Print the board's kernel log, with util-linux dmesg's long options."""
     from host.tools import run_tool
 
@@ -84,14 +86,15 @@ def dmesg(c, board="local", level=None, facility=None, time_format=None, since=N
     for name in DMESG_VALUES:
         if given[name] is not None:
             args += [f"--{name.replace('_', '-')}", str(given[name])]
-    exit_with(run_tool(board, "dmesg", args))
+    exit_with(run_tool(board, "dmesg", args, trust_new_host_key))
 
 
 @task(help={"board": "board name (default: local)", "cmd": "the command to start and trace (a shell-like string)",
             "pid": "attach to these running processes instead (comma separated)",
-            "opts": "strace options for the agent, e.g. \"-f -tt -T -e trace=%file -s 64\""})
+            "opts": "strace options for the agent, e.g. \"-f -tt -T -e trace=%file -s 64\"",
+            "trust_new_host_key": "add the board's SSH host key to known_hosts if it is not there (never a changed one)"})
 @one_line_errors
-def strace(c, board="local", cmd=None, pid=None, opts=""):
+def strace(c, board="local", cmd=None, pid=None, opts="", trust_new_host_key=False):
     """Trace a command (or running processes) on a board, with strace's options."""
     from host.tools import run_tool
 
@@ -100,18 +103,19 @@ def strace(c, board="local", cmd=None, pid=None, opts=""):
         args += ["-p", pid]
     if cmd:
         args += ["--", *shlex.split(cmd)]
-    exit_with(run_tool(board, "strace", args))
+    exit_with(run_tool(board, "strace", args, trust_new_host_key))
 
 
 @task(help={"board": "board name (default: local)",
             "args": "the agent's ftrace verb and options, e.g. \"record -e sched -o /tmp/t -- ls\", "
-                    "\"probe\", \"list -e 'irq:*'\""})
+                    "\"probe\", \"list -e 'irq:*'\"",
+            "trust_new_host_key": "add the board's SSH host key to known_hosts if it is not there (never a changed one)"})
 @one_line_errors
-def ftrace(c, board="local", args="probe"):
+def ftrace(c, board="local", args="probe", trust_new_host_key=False):
     """Control the board's ftrace: probe, list, record, start/stop/extract, stream, show, reset, report."""
     from host.tools import run_tool
 
-    exit_with(run_tool(board, "ftrace", shlex.split(args)))
+    exit_with(run_tool(board, "ftrace", shlex.split(args), trust_new_host_key))
 
 
 @task(help={"capture": "a capture directory written by `ftrace record -o DIR` (or extract)",

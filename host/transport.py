@@ -129,8 +129,9 @@ class _Pump:
         return b"".join(self.chunks)
 
 
-def open_transport(board: Board) -> Transport:
+def open_transport(board: Board, trust_new_host_key: bool = False) -> Transport:
+    """The board's transport; trust_new_host_key: add an unknown (never a changed) host key."""
     if board.transport.kind == "local":
         return LocalTransport(board)
-    raise BoardtraceError(f"board {board.name}: the {board.transport.kind} transport is not "
-                          f"available yet (it comes with the SSH deploy issue)")
+    from host.ssh import SshTransport  # paramiko loads only when a board needs it
+    return SshTransport(board, trust_new_host_key=trust_new_host_key)
