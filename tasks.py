@@ -48,6 +48,16 @@ def build_agent(c):
     print(f"copy: {agent.hashed_path.name}")
 
 
+@task(help={"board": "board name (default: local)",
+            "trust_new_host_key": "add the board's SSH host key to known_hosts if it is not there (never a changed one)"})
+@one_line_errors
+def deploy(c, board="local", trust_new_host_key=False):
+    """Put the agent on a board (only when that build is not there yet) and show its facts."""
+    from host.tools import deploy_board
+
+    exit_with(deploy_board(board, trust_new_host_key))
+
+
 @task(help={"board": "board name (default: local)", "workdir": "the workdir whose mount to inspect",
             "mount_tracefs": "mount tracefs for the probes when it is not mounted (unmounted after)",
             "trust_new_host_key": "add the board's SSH host key to known_hosts if it is not there (never a changed one)"})

@@ -297,3 +297,13 @@ def test_run_tool_streams_dmesg_through_ssh(board, monkeypatch, capfd):
     local = subprocess.run(["python3", "-m", "target", "dmesg", "--level", "err"], capture_output=True,
                            check=True).stdout.decode()
     assert out.splitlines()[:5] == local.splitlines()[:5]  # the same kernel log, seen through SSH
+
+
+def test_deploy_board_says_what_it_did_and_shows_info(board, monkeypatch, capfd):
+    monkeypatch.setattr(host.tools, "load_board", lambda name: board)
+    assert host.tools.deploy_board("loopback") == 0
+    out, err = capfd.readouterr()
+    assert err.startswith("board loopback: uploaded agent-") and json.loads(out)["kernel"]
+    assert host.tools.deploy_board("loopback") == 0
+    out, err = capfd.readouterr()
+    assert "already there, nothing uploaded" in err and json.loads(out)["python"]
