@@ -71,6 +71,11 @@ def trace(argv, cwd, opts, env=None, calls=None):
             os._exit(127)
     lines = []
     mem = Memory(pid)
+
+    def too_slow(signum, frame):
+        raise TimeoutError("the traced program did not finish within 60 s")
+    old_alarm = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(60)   # a hung tracee fails the test instead of the whole run
     try:
         os.waitpid(pid, 0)
         libc.ptrace(libc.PTRACE_SETOPTIONS, pid, 0,
@@ -110,6 +115,8 @@ def trace(argv, cwd, opts, env=None, calls=None):
                     calls.append(call)
                 call = None
     finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old_alarm)
         mem.close()
         try:
             os.kill(pid, signal.SIGKILL)

@@ -44,8 +44,12 @@ def test_agent_suite_passes_under(version):
     if python is None:
         pytest.skip(f"CPython {version} is not installed (no pyenv version, no python{version} on PATH)")
     py = agent_venv(version, python)
-    result = subprocess.run([str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/agent"],
-                            cwd=REPO, capture_output=True, text=True)
+    try:
+        result = subprocess.run([str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/agent"],
+                                cwd=REPO, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"CPython {version}: the agent's suite did not finish in 15 minutes:\n"
+                    f"{(e.stdout or b'')[-4000:]!r}")
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr
     assert result.returncode == 0, f"CPython {version}: {summary}\n{result.stdout[-4000:]}"
     assert " passed" in summary

@@ -18,7 +18,7 @@ int main(void)
 	struct sigaction sa;
 	struct itimerval it;
 	union sigval value;
-	sigset_t empty;
+	sigset_t empty, alarm_only;
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
@@ -26,9 +26,14 @@ int main(void)
 	sigaction(SIGALRM, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
 	sigemptyset(&empty);
+	sigemptyset(&alarm_only);
+	sigaddset(&alarm_only, SIGALRM);
 	syscall(SYS_write, -1, "DECODE-SIGNALS-START", 20);
 	value.sival_ptr = (void *)42;
 	sigqueue(getpid(), SIGRTMIN + 1, value);
+	/* SIGALRM stays blocked until sigsuspend, however slow the tracer makes us: a timer
+	 * that fired before it would leave sigsuspend waiting forever */
+	sigprocmask(SIG_BLOCK, &alarm_only, NULL);
 	memset(&it, 0, sizeof it);
 	it.it_value.tv_usec = 1000;
 	setitimer(ITIMER_REAL, &it, NULL);
