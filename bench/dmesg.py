@@ -14,13 +14,11 @@ reads all of them. Interpreter start-up is measured on its own for context.
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-from deployed import deployed_agent
+from common import deployed_agent, timed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVKMSG_SETTING = "/proc/sys/kernel/printk_devkmsg"
@@ -67,15 +65,6 @@ def write_syslog_file(path, count):
             f.write(b"<%d>[%5d.%06d] bench %05d: an ordinary kernel log line\n"
                     % (8 + i % 8, 100 + i // 1000, i % 1000 * 997, i))
 
-
-def timed(cmd, reps, env):
-    runs = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                       cwd=REPO, check=True)
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
 
 
 def main():

@@ -24,13 +24,12 @@ import os
 import re
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from deployed import deployed_agent
+from common import deployed_agent, timed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOAD = ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=100000000"]
@@ -102,15 +101,6 @@ def count_events(agent, capture):
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True)
     return done.stdout.count(b'"type":"event"')
 
-
-def timed(cmd, reps):
-    runs = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
-                       check=True)
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
 
 
 def regex_parse(path):

@@ -15,13 +15,11 @@ ptrace round trip.
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-from deployed import deployed_agent
+from common import deployed_agent, timed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GETPPID_C = r"""
@@ -29,15 +27,6 @@ GETPPID_C = r"""
 int main(void) { for (int i = 0; i < 200000; i++) getppid(); return 0; }
 """
 
-
-def timed(cmd, reps):
-    runs = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
-                       check=True)
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
 
 
 def python_ptrace(python):

@@ -1,8 +1,11 @@
-"""The agent as the benchmarks run it: deployed to the local board, as the invoke tasks do."""
+"""What the benchmarks share: the agent deployed as the invoke tasks deploy it, and timing."""
 
 import dataclasses
 import os
+import statistics
+import subprocess
 import sys
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,3 +24,14 @@ def deployed_agent(python, work_dir):
     deployed = deploy(open_transport(board), agent)
     return ([python, *AGENT_FLAGS, deployed.path],
             [python, *AGENT_FLAGS, str(agent.path)])
+
+
+def timed(cmd, reps, env=None):
+    """Median wall time of reps runs of cmd (output to /dev/null, from the repository)."""
+    runs = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                       cwd=REPO, check=True)
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
