@@ -1,6 +1,6 @@
 """host.tracedat: trace.dat (v6) from a capture directory, checked with Debian's trace-cmd.
 
-The honest test makes a real capture from this machine's tracefs (tests/capture_helper.py),
+The honest test makes a real capture from this machine's tracefs (tests/host/capture_helper.py),
 writes trace.dat from it and has `trace-cmd report` read it back: every event must agree
 with the kernel's own `trace` text of the same buffer (timestamp, CPU, pid, event name,
 and with plugins off the whole text). Bad captures must give one BoardtraceError and leave
@@ -19,7 +19,7 @@ import pytest
 
 from host.errors import BoardtraceError
 from host.tracedat import write_tracedat
-from tests.capture_helper import CaptureUnavailable, make_capture
+from tests.host.capture_helper import CaptureUnavailable, make_capture
 
 TRACE_CMD = shutil.which("trace-cmd")
 needs_trace_cmd = pytest.mark.skipif(
