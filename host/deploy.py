@@ -15,18 +15,31 @@ MIN_PYTHON = (3, 8)
 # (the agent needs only the standard library, and site costs start-up time on every run).
 AGENT_FLAGS = ("-I", "-S")
 PYTHON_VERSION = "import sys; print('%d.%d' % sys.version_info[:2])"
-# Makes <agent>.<cache_tag>.pyz: the agent's archive plus each module's bytecode (unchecked
-# hash-based .pyc, which zipimport loads without looking at the source), compiled by the board's
-# own Python. A zipapp is otherwise compiled from source on every run, which on a slow board
-# costs more than the rest of a short tool run. Prints the archive to run.
-AGENT_COMPILE = r"""
-import os, py_compile, sys, tempfile, zipfile
-src = sys.argv[1]
-tag = sys.implementation.cache_tag
-if not tag:
-    print(src); sys.exit(0)
-dst = src[:-len('.pyz')] + '.' + tag + '.pyz'
-if not os.path.exists(dst):
+# One round trip on the board before the agent runs (stdlib only, Python 3.8): exit 3 when the
+# workdir cannot be written; "absent" when the agent with the expected sha256 is not there;
+# else "present ARCHIVE", ARCHIVE being <agent>.<cache_tag>.pyz: the agent plus each module's
+# bytecode (unchecked hash-based .pyc, which zipimport loads without looking at the source),
+# compiled once by the board's own Python. A bare zipapp is compiled on every run, which on a
+# slow board costs more than a short tool run. If that cannot be made, the bare archive.
+AGENT_CHECK = r"""
+import hashlib, os, py_compile, sys, tempfile, zipfile
+workdir, src, want = sys.argv[1:4]
+try:
+    os.makedirs(workdir, exist_ok=True)
+except OSError:
+    sys.exit(3)
+if not os.access(workdir, os.W_OK):
+    sys.exit(3)
+try:
+    with open(src, 'rb') as f:
+        have = hashlib.sha256(f.read()).hexdigest()
+except OSError:
+    have = ''
+if have != want:
+    print('absent')
+    sys.exit(0)
+
+def compiled(dst):
     mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
     with tempfile.TemporaryDirectory(dir=os.path.dirname(src)) as tmp:
         part = os.path.join(tmp, 'agent.pyz')
@@ -44,25 +57,18 @@ if not os.path.exists(dst):
                     with open(pyc, 'rb') as f:
                         zout.writestr(zipfile.ZipInfo(info.filename + 'c', info.date_time), f.read())
         os.replace(part, dst)
-print(dst)
-"""
-# Prints "present" when the file exists with the expected sha256, else "absent"; exit 3 when the
-# workdir cannot be written. Stdlib only, Python 3.8, runs on the board before the agent is there.
-AGENT_CHECK = r"""
-import hashlib, os, sys
-workdir, path, want = sys.argv[1:4]
-try:
-    os.makedirs(workdir, exist_ok=True)
-except OSError:
-    sys.exit(3)
-if not os.access(workdir, os.W_OK):
-    sys.exit(3)
-try:
-    with open(path, 'rb') as f:
-        have = hashlib.sha256(f.read()).hexdigest()
-except OSError:
-    have = ''
-print('present' if have == want else 'absent')
+
+run = src
+tag = sys.implementation.cache_tag
+if tag:
+    dst = src[:-len('.pyz')] + '.' + tag + '.pyz'
+    try:
+        if not os.path.exists(dst):
+            compiled(dst)
+        run = dst
+    except Exception:
+        pass
+print('present', run)
 """
 
 
@@ -106,24 +112,20 @@ def deploy(transport: Transport, agent: Agent | None = None) -> DeployedAgent:
     board = transport.board
     python = find_python(transport)
     path = posixpath.join(board.workdir, f"agent-{agent.sha256}.pyz")
-    uploaded = _agent_state(transport, python, path, agent) != "present"
+    run = _agent_state(transport, python, path, agent)
+    uploaded = run is None
     if uploaded:
         transport.put(agent.hashed_path, path)
-        if _agent_state(transport, python, path, agent) != "present":
+        run = _agent_state(transport, python, path, agent)
+        if run is None:
             raise BoardtraceError(f"board {board.name}: {path} did not arrive whole (sha256 differs)")
-    return DeployedAgent(transport, python, _compiled(transport, python, path), uploaded)
+    return DeployedAgent(transport, python, run, uploaded)
 
 
-def _compiled(transport: Transport, python: str, path: str) -> str:
-    """The archive with bytecode for the board's Python, made once; the plain one if that fails."""
-    result = transport.run([python, *AGENT_FLAGS, "-c", AGENT_COMPILE, path])
-    lines = result.stdout.decode(errors="replace").split()
-    return lines[-1] if result.code == 0 and lines else path
-
-
-def _agent_state(transport: Transport, python: str, path: str, agent: Agent) -> str:
+def _agent_state(transport: Transport, python: str, path: str, agent: Agent) -> str | None:
+    """The archive to run when the agent is there whole, else None."""
     board = transport.board
-    result = transport.run([python, "-c", AGENT_CHECK, board.workdir, path, agent.sha256])
+    result = transport.run([python, *AGENT_FLAGS, "-c", AGENT_CHECK, board.workdir, path, agent.sha256])
     if result.code == 3:
         raise BoardtraceError(f"board {board.name}: workdir {board.workdir} cannot be created or written; "
                               f"set `workdir:` in {board.path.name} to a writable directory")
@@ -131,4 +133,5 @@ def _agent_state(transport: Transport, python: str, path: str, agent: Agent) -> 
         err = result.stderr.decode(errors="replace").strip().splitlines()
         raise BoardtraceError(f"board {board.name}: checking the agent failed: "
                               f"{err[-1] if err else f'exit {result.code}'}")
-    return result.stdout.decode().strip()
+    state, _, run = result.stdout.decode().strip().partition(" ")
+    return run if state == "present" else None
