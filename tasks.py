@@ -149,3 +149,85 @@ def syscall_tables(c, check=False):
     from host.syscalltables import main
 
     exit_with(main(["--check"] if check else []))
+
+
+TRUST_HELP = "add the board's SSH host key to known_hosts if it is not there (never a changed one)"
+
+
+@task(optional=["strace", "ftrace"], auto_shortflags=False,
+      help={"board": "board, boards or group: \"rpi4\", \"a,b,c\", \"qemu\" (default: local)",
+            "cmd": "the command to run during the capture (a shell-like string)",
+            "strace": "trace syscalls; alone: -f; with options: --strace=\"-f -e trace=%file\"",
+            "ftrace": "record kernel events; alone: sched switch/wakeup/fork/exec/exit and irq "
+                      "handlers; with options: --ftrace=\"-e sched -e irq\"",
+            "dmesg": "record the kernel log",
+            "duration": "stop after this many seconds (default: when the command ends, or Ctrl-C)",
+            "home": "where sessions are pulled (default: sessions/)",
+            "trust_new_host_key": TRUST_HELP})
+@one_line_errors
+def capture(c, board="local", cmd=None, strace=None, ftrace=None, dmesg=False, duration=None,
+            home="sessions", trust_new_host_key=False):
+    """Capture strace, ftrace and dmesg together on one clock, detached on the board; pull it home."""
+    from pathlib import Path
+
+    from host.capture import make_request
+    from host.profiles import resolve_boards
+    from host.sessions import capture as run
+
+    request = make_request(cmd, strace, ftrace, dmesg, float(duration) if duration else None)
+    exit_with(run(resolve_boards(board), request, Path(home), trust_new_host_key))
+
+
+@task(help={"board": "board name (default: local)", "session": "the session id (see `invoke sessions`)",
+            "home": "where sessions are pulled (default: sessions/)", "trust_new_host_key": TRUST_HELP})
+@one_line_errors
+def pull(c, session, board="local", home="sessions", trust_new_host_key=False):
+    """Fetch a session home (waiting for it to finish), verify it and render its outputs."""
+    from pathlib import Path
+
+    from host.profiles import load_board
+    from host.sessions import pull_session
+
+    exit_with(pull_session(load_board(board), session, Path(home), trust_new_host_key))
+
+
+@task(help={"board": "board name (default: local)", "home": "where sessions are pulled (default: sessions/)",
+            "trust_new_host_key": TRUST_HELP})
+@one_line_errors
+def sessions(c, board="local", home="sessions", trust_new_host_key=False):
+    """List the capture sessions on a board and those pulled home."""
+    from pathlib import Path
+
+    from host.profiles import load_board
+    from host.sessions import list_sessions
+
+    exit_with(list_sessions(load_board(board), Path(home), trust_new_host_key))
+
+
+@task(help={"board": "board name (default: local)", "session": "the session id",
+            "trust_new_host_key": TRUST_HELP})
+@one_line_errors
+def stop(c, session, board="local", trust_new_host_key=False):
+    """End a running capture session (then `invoke pull` fetches it)."""
+    from host.profiles import load_board
+    from host.sessions import stop_session
+
+    exit_with(stop_session(load_board(board), session, trust_new_host_key))
+
+
+@task(iterable=["session"], help={
+    "board": "board name (default: local)", "session": "a session to remove (repeatable)",
+    "all": "every finished session on the board", "older_than": "finished sessions older than HOURS",
+    "home": "where sessions are pulled (default: sessions/)", "trust_new_host_key": TRUST_HELP})
+@one_line_errors
+def clean(c, board="local", session=None, all=False, older_than=None, home="sessions",
+          trust_new_host_key=False):
+    """Remove finished sessions from a board: by default those already pulled home."""
+    from pathlib import Path
+
+    from host.profiles import load_board
+    from host.sessions import clean_sessions
+
+    exit_with(clean_sessions(load_board(board), list(session or []), all,
+                             float(older_than) if older_than is not None else None,
+                             Path(home), trust_new_host_key))

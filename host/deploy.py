@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import posixpath
 from dataclasses import dataclass
 from typing import BinaryIO, Sequence
@@ -86,6 +87,19 @@ class DeployedAgent:
         prefix = ["sudo", "-n"] if self.transport.board.sudo else []
         return self.transport.run([*prefix, self.python, *AGENT_FLAGS, self.path, *args],
                                   stdin=stdin, stdout=stdout, stderr=stderr)
+
+    def json(self, args: Sequence[str], stdin: bytes | None = None) -> dict:
+        """Run an agent command that prints a JSON object (its last line); its error line
+        becomes a BoardtraceError."""
+        result = self.run(args, stdin=stdin)
+        board = self.transport.board.name
+        if result.code != 0:
+            lines = result.stderr.decode(errors="replace").strip().splitlines()
+            raise BoardtraceError(f"board {board}: {lines[-1] if lines else f'agent {args[0]} exit {result.code}'}")
+        try:
+            return json.loads(result.stdout.decode().strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise BoardtraceError(f"board {board}: `agent {' '.join(args[:2])}` printed no JSON") from None
 
 
 def find_python(transport: Transport) -> str:

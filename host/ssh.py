@@ -27,7 +27,7 @@ from paramiko.ssh_exception import NoValidConnectionsError
 
 from host.errors import BoardtraceError
 from host.profiles import Board, display_path
-from host.transport import Completed, Transport
+from host.transport import DOWNLOAD_CHUNK, Completed, Transport, resume_offset
 
 KNOWN_HOSTS = "~/.ssh/known_hosts"
 SSH_CONFIG = "~/.ssh/config"
@@ -163,6 +163,27 @@ class SshTransport(Transport):
         except OSError as e:
             raise BoardtraceError(f"board {self.board.name}: cannot download {source}: "
                                   f"{e.strerror or e}") from None
+
+    def download(self, remote, local, progress=None):
+        source = self._remote_path(remote)
+        sftp = self._sftp_client()
+        try:
+            total = sftp.stat(source).st_size or 0
+            with sftp.open(source, "rb") as src, local.open("ab") as dst:
+                done = resume_offset(dst, total)
+                src.seek(done)
+                src.prefetch(total)  # pipelined reads from the current position
+                while done < total and (chunk := src.read(min(DOWNLOAD_CHUNK, total - done))):
+                    dst.write(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+        except OSError as e:
+            raise BoardtraceError(f"board {self.board.name}: cannot download {source}: "
+                                  f"{e.strerror or e}") from None
+        except (paramiko.SSHException, EOFError) as e:
+            raise BoardtraceError(f"board {self.board.name}: the SSH connection dropped while "
+                                  f"downloading {source} ({e})") from None
 
     def _remote_path(self, remote: str) -> str:
         """Relative paths are in the workdir, "~/x" in the login's home (SFTP's own start)."""

@@ -13,7 +13,7 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Sequence
+from typing import BinaryIO, Callable, Sequence
 
 from host.errors import BoardtraceError
 from host.profiles import Board
@@ -46,6 +46,11 @@ class Transport(ABC):
     @abstractmethod
     def get(self, remote: str, local: Path) -> None:
         """Copy a file from the board to a local path."""
+
+    @abstractmethod
+    def download(self, remote: str, local: Path, progress: Callable[[int, int], None] | None = None) -> None:
+        """Append to local what the board's file has past local's current size (so an
+        interrupted download resumes); progress(done, total) is called as bytes arrive."""
 
     def close(self) -> None:
         pass
@@ -95,8 +100,33 @@ class LocalTransport(Transport):
     def get(self, remote, local):
         shutil.copyfile(self._path(remote), local)
 
+    def download(self, remote, local, progress=None):
+        source = self._path(remote)
+        total = source.stat().st_size
+        with source.open("rb") as src, local.open("ab") as dst:
+            done = resume_offset(dst, total)
+            src.seek(done)
+            while chunk := src.read(DOWNLOAD_CHUNK):
+                dst.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+
     def _path(self, remote: str) -> Path:
         return self.workdir / os.path.expanduser(remote)  # absolute remote paths stay absolute
+
+
+DOWNLOAD_CHUNK = 1 << 20
+
+
+def resume_offset(local: BinaryIO, total: int) -> int:
+    """Where to resume a download into local (open for appending): its size, or 0 after
+    emptying it when it is longer than the whole file (it was another file)."""
+    done = local.tell()
+    if done > total:
+        local.truncate(0)
+        done = 0
+    return done
 
 
 def _feed(pipe: BinaryIO, data: bytes) -> None:

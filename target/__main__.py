@@ -8,6 +8,7 @@ from target.cli import run
 
 # tool name -> module with main(argv); imported lazily so start-up stays cheap on slow boards
 TOOLS = {
+    "capture": "target.capture",
     "dmesg": "target.dmesg.cli",
     "ftrace": "target.ftrace.cli",
     "info": "target.info",

@@ -36,6 +36,9 @@ def parser():
     rec = sub.add_parser("record", help="record into a capture directory [-- CMD ...]")
     rec.add_argument("-o", dest="out", metavar="DIR", help="capture directory (./ftrace-<id>)")
     rec.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    rec.add_argument("--ready-fd", type=int, metavar="FD",
+                     help="once tracing is on, write 'ready INSTANCE' to file descriptor FD "
+                          "and close it (for capture sessions)")
     config.add_arguments(rec)
     stream = sub.add_parser("stream", help="live text to stdout [-- CMD ...]")
     stream.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
@@ -216,13 +219,25 @@ def do_record(top, args):
                     t.startswith("stacktrace") for _, _, ts in args.events for t in ts)}
         stop = Stopper(sess, args.duration, child)
         sess.defer = True
-        meta = recorder.record(top, sess.instance, out, info, stop, started=go)
+        meta = recorder.record(top, sess.instance, out, info, stop,
+                               started=on_start(go, args.ready_fd, sess.instance.path))
     summary(out, meta, sess)
     if stop.status is not None and stop.status != 0:
         code = os.WEXITSTATUS(stop.status) if os.WIFEXITED(stop.status) \
             else -os.WTERMSIG(stop.status)
         print("ftrace: the command exited with status %d" % code, file=sys.stderr)
     return 0
+
+
+def on_start(go, ready_fd, instance):
+    """What to do once tracing is on: let the command run, tell whoever waits on ready_fd."""
+    def started():
+        if go:
+            go()
+        if ready_fd is not None:
+            os.write(ready_fd, ("ready %s\n" % instance).encode())
+            os.close(ready_fd)
+    return started
 
 
 def summary(out, meta, sess):

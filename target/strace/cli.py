@@ -15,6 +15,7 @@ class TraceOptions(object):
         self.follow = args.follow > 0
         self.separately = args.follow > 1 and args.output is not None
         self.output = args.output
+        self.text = not args.json         # the text lines, unless --json writes JSON instead
         self.timestamps = args.timestamps
         self.relative = args.relative
         self.syscall_times = args.syscall_times
@@ -79,6 +80,8 @@ def parser():
     add("--regs", dest="regs", action="store_true",
         help="read syscalls from the registers, as on kernels older than 5.3 (for testing)")
     add("--json", dest="json", action="store_true", help="JSON Lines instead of text")
+    add("--json-output", dest="json_output", metavar="FILE",
+        help="also write the JSON Lines of --json to FILE (the text goes to -o or stderr)")
     add("--max-events", dest="max_events", type=int, default=0, metavar="N",
         help="stop after N syscalls and signals have been shown")
     add("--max-duration", dest="max_duration", type=float, default=0, metavar="SECONDS",
@@ -115,6 +118,8 @@ def main(argv):
         raise AgentError("must have PROG [ARGS] or -p PID")
     if args.summary_only and args.summary:
         raise AgentError("-c and -C are mutually exclusive")
+    if args.json and args.json_output is not None:
+        raise AgentError("--json and --json-output are mutually exclusive")
     limits = args.max_events or args.max_duration
     if limits and args.seccomp:
         raise AgentError("--seccomp-bpf cannot be used with --max-events or --max-duration")
@@ -139,10 +144,10 @@ def main(argv):
         check_sort(args.sort_by)
         summary = Summary()
     json_lines = None
-    if args.json:
+    if args.json or args.json_output is not None:
         from target.strace.jsonl import JsonLines
         from target.strace.output import open_stream
-        json_lines = JsonLines(open_stream(args.output))
+        json_lines = JsonLines(open_stream(args.output if args.json else args.json_output))
 
     tracer = engine.Tracer(options, filters, dopts, summary, json_lines)
     tracer.use_regs = args.regs

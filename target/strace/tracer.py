@@ -21,6 +21,7 @@ from target.strace.memory import Memory
 from target.strace.output import Output, message
 
 INFO_SIZE = 88
+FLUSH_INTERVAL = 0.5  # seconds: the oldest line a file being written may hold back
 OP_ENTRY, OP_EXIT, OP_SECCOMP = 1, 2, 3
 # struct ptrace_syscall_info: op, arch, ip, sp, then entry {nr, args[6]} or exit {rval, is_error}
 ENTRY_INFO = struct.Struct("=B3xIQQ7Q")
@@ -63,13 +64,16 @@ class Tracee(object):
 class Tracer(object):
     def __init__(self, options, filters, decode_options, summary=None, json_lines=None):
         """options: see target.strace.cli.TraceOptions; filters: target.strace.filters.Filters;
-        summary: a target.strace.summary.Summary for -c/-C; json_lines: a JsonLines for --json."""
+        summary: a target.strace.summary.Summary for -c/-C; json_lines: a JsonLines for --json
+        (instead of the text) or --json-output (next to it: options.text).
+
+        Each event goes to both that exist; self.out is None without text (--json, -c)."""
         self.opts = options
         self.filters = filters
         self.dopts = decode_options
         self.summary = summary
         self.json = json_lines
-        self.out = None if json_lines or options.summary_only else Output(
+        self.out = None if not options.text or options.summary_only else Output(
             options.output, options.follow, options.separately, options.timestamps,
             options.relative, options.syscall_times)
         self.tracees = {}
@@ -254,7 +258,7 @@ class Tracer(object):
             # the kernel gives the siginfo in the tracer's layout, whatever the tracee runs
             if self.json is not None:
                 self.json.signal(tracee, decode.siginfo_json(raw, self.native))
-            else:
+            if self.out is not None:
                 self.show(tracee, "--- %s ---" % decode.siginfo_text(raw, self.native))
         self.resume(tracee, sig)
 
@@ -271,7 +275,7 @@ class Tracer(object):
             text = None
         if self.json is not None:
             self.json.ended(tracee, status)
-        elif text and self.opts.quiet < 2:
+        if text and self.opts.quiet < 2:
             self.show(tracee, text)
         if tracee.pid == self.main_pid:
             self.main_status = status
@@ -281,9 +285,9 @@ class Tracer(object):
             self.out.live = len(self.tracees)
 
     def message(self, text):
-        """strace's own notes on stderr (not with -q, nor where they would break --json),
-        after the trace lines already written."""
-        if self.opts.quiet or self.json is not None and self.opts.output is None:
+        """strace's own notes on stderr (not with -q, nor where they would break --json;
+        --json-output's file never gets them), after the trace lines already written."""
+        if self.opts.quiet or not self.opts.text and self.opts.output is None:
             return
         if self.out is not None and self.out.main is not None:
             self.out.main.flush()
@@ -388,7 +392,7 @@ class Tracer(object):
         self.events += 1
         if self.json is not None:
             self.json.syscall(tracee, call, tracee.entry_ns, None)
-        elif self.out is not None:
+        if self.out is not None:
             self.out.begin(tracee, decode.entry_text(call))
             self.out.finish(tracee, call.name, ")", "= ?")
 
@@ -412,7 +416,7 @@ class Tracer(object):
         self.events += 1
         if self.json is not None:
             self.json.syscall(tracee, call, tracee.entry_ns, now - tracee.entry_ns, injected)
-        elif self.out is not None:
+        if self.out is not None:
             if self.opts.delay_lines:
                 self.out.begin(tracee, decode.entry_text(call))
             ret = decode.return_text(call) + (" (INJECTED)" if injected else "")
@@ -428,10 +432,23 @@ class Tracer(object):
             if self.waiting:
                 raise Interrupted()
 
-        def alarm(signum, frame):
-            self.stop_reason = self.stop_reason or "max-duration"
-            if self.waiting:
-                raise Interrupted()
+        def tick(signum, frame):
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                self.stop_reason = self.stop_reason or "max-duration"
+                if self.waiting:
+                    raise Interrupted()
+                return
+            if self.waiting:          # nothing is being written while we wait
+                self.flush()
+            arm(now)
+
+        def arm(now):
+            delay = FLUSH_INTERVAL if self.flushes() else None
+            if deadline is not None:
+                delay = min(delay or deadline - now, deadline - now)
+            if delay is not None:
+                signal.setitimer(signal.ITIMER_REAL, max(delay, 0.001))
 
         self._old = {}
         wanted = [signal.SIGTERM, signal.SIGHUP, signal.SIGINT]
@@ -440,9 +457,26 @@ class Tracer(object):
             self._old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
         for signum in wanted:
             self._old[signum] = signal.signal(signum, interrupt)
-        if deadline is not None:
-            self._old[signal.SIGALRM] = signal.signal(signal.SIGALRM, alarm)
-            signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 0.001))
+        self._old[signal.SIGALRM] = signal.signal(signal.SIGALRM, tick)
+        arm(time.monotonic())
+
+    def flushes(self):
+        """Whether output sits in buffers between ticks: files (a terminal or stderr
+        shared with the tracee is written line by line)."""
+        streams = ([self.out.main] + list(self.out.streams.values()) if self.out else []) + \
+            ([self.json.stream] if self.json else [])
+        return any(s is not None and not s.interactive for s in streams) or bool(
+            self.out and self.out.separately)
+
+    def flush(self):
+        """Write out what the buffers hold, so that a file being written shows every line
+        that is more than FLUSH_INTERVAL old (as strace does) and a kill loses little."""
+        if self.out is not None:
+            for stream in [self.out.main] + list(self.out.streams.values()):
+                if stream is not None:
+                    stream.flush()
+        if self.json is not None:
+            self.json.stream.flush()
 
     def _restore_handlers(self):
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -500,8 +534,11 @@ class Tracer(object):
         tracee.mem.close()
 
     def summary_stream(self):
-        """Where -c/-C tables go: after the lines, into the same file (or stderr)."""
-        return self.out.main if self.out is not None else self.json.stream if self.json else None
+        """Where -c/-C tables go: after the lines, into the same file (or stderr); never into
+        the --json-output file."""
+        if self.out is not None:
+            return self.out.main
+        return self.json.stream if self.json is not None and not self.opts.text else None
 
     def close(self):
         if self.out is not None:
