@@ -22,6 +22,8 @@ PYTHON_VERSION = "import sys; print('%d.%d' % sys.version_info[:2])"
 # bytecode (unchecked hash-based .pyc, which zipimport loads without looking at the source),
 # compiled once by the board's own Python. A bare zipapp is compiled on every run, which on a
 # slow board costs more than a short tool run. If that cannot be made, the bare archive.
+# When it makes that archive (once per new build), it removes the files of older builds but
+# the two most recent others (another host may be using a different build).
 AGENT_CHECK = r"""
 import hashlib, os, py_compile, sys, tempfile, zipfile
 workdir, src, want = sys.argv[1:4]
@@ -59,6 +61,18 @@ def compiled(dst):
                         zout.writestr(zipfile.ZipInfo(info.filename + 'c', info.date_time), f.read())
         os.replace(part, dst)
 
+def prune(keep):
+    builds = {}
+    for name in os.listdir(workdir):
+        if name.startswith('agent-') and name.endswith('.pyz') and len(name) > 70:
+            path = os.path.join(workdir, name)
+            builds.setdefault(name[:70], []).append((os.path.getmtime(path), path))
+    mine = os.path.basename(src)[:70]
+    others = sorted((b for b in builds if b != mine), key=lambda b: max(builds[b]), reverse=True)
+    for build in others[keep:]:
+        for _, path in builds[build]:
+            os.remove(path)
+
 run = src
 tag = sys.implementation.cache_tag
 if tag:
@@ -66,6 +80,7 @@ if tag:
     try:
         if not os.path.exists(dst):
             compiled(dst)
+            prune(2)
         run = dst
     except Exception:
         pass

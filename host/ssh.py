@@ -126,8 +126,9 @@ class SshTransport(Transport):
         root logins, which skip privilege separation, and dropbear ignores them)."""
         if remote.pid is None:
             return
+        sudo = ["sudo", "-n"] if self.board.sudo else []   # the command may run as root
         try:
-            self.run(["kill", f"-{name}", str(remote.pid)], timeout=self.profile.connect_timeout)
+            self.run([*sudo, "kill", f"-{name}", str(remote.pid)], timeout=self.profile.connect_timeout)
         except BoardtraceError:
             pass  # the connection is gone, and the command with it
 
@@ -136,7 +137,7 @@ class SshTransport(Transport):
         assert transport is not None
         try:
             return transport.open_session(timeout=self.profile.connect_timeout)
-        except (paramiko.SSHException, OSError) as e:
+        except (paramiko.SSHException, OSError, EOFError) as e:
             raise BoardtraceError(f"board {self.board.name}: cannot open an SSH session on "
                                   f"{self._board_endpoint()}: {e}") from None
 

@@ -1,6 +1,7 @@
 """Deploying the agent on the local board, exactly as on a remote one."""
 
 import dataclasses
+import os
 import json
 import subprocess
 import sys
@@ -93,3 +94,21 @@ def test_unwritable_workdir_is_one_clear_error(tmp_path, agent):
     board = dataclasses.replace(load_board("local"), workdir="/proc/boardtrace-cannot-exist")
     with pytest.raises(BoardtraceError, match="workdir /proc/boardtrace-cannot-exist cannot be created"):
         deploy(open_transport(board), agent)
+
+
+def test_a_new_build_removes_older_builds_but_the_two_latest(tmp_path, agent):
+    work = tmp_path / "work"
+    work.mkdir()
+    old = []
+    for age, digit in enumerate("12345"):
+        name = f"agent-{digit * 64}"
+        for path in (work / f"{name}.pyz", work / f"{name}.cpython-311.pyz"):
+            path.write_bytes(b"old build")
+            os.utime(path, (1e9 - age * 1000, 1e9 - age * 1000))
+        old.append(name)
+    (work / "agent-notes.pyz").write_bytes(b"not a build")
+    deploy(open_transport(local_board(tmp_path)), agent)
+    left = sorted(p.name for p in work.iterdir())
+    kept = [n for n in left if n.split(".")[0] in old]
+    assert kept == sorted(f"{old[i]}{suffix}" for i in (0, 1) for suffix in (".cpython-311.pyz", ".pyz"))
+    assert "agent-notes.pyz" in left and uploaded_path(tmp_path, agent).name in left
