@@ -231,3 +231,46 @@ def clean(c, board="local", session=None, all=False, older_than=None, home="sess
     exit_with(clean_sessions(load_board(board), list(session or []), all,
                              float(older_than) if older_than is not None else None,
                              Path(home), trust_new_host_key))
+
+
+# -- toolchains: install, build and run user programs (host/toolchain.py, docs/toolchains.md) ----
+
+@task(help={"toolchain": "toolchain name: a file in toolchains/, e.g. aarch64-linux-gnu",
+            "with_qemu_user": "also install qemu-user, to run the programs on this host"})
+@one_line_errors
+def toolchain_install(c, toolchain, with_qemu_user=False):
+    """apt-get install a toolchain's Debian packages (as root) unless they are installed already."""
+    from host.toolchain import install_toolchain
+
+    installed = install_toolchain(toolchain, with_qemu_user)
+    print(f"toolchain {toolchain}: " + (f"installed {' '.join(installed)}" if installed else "already installed"))
+
+
+@task(help={"board": "board name (default: local)", "src": "the C file to compile",
+            "out": "the program to write (default: build/progs/<board>/<stem>)"})
+@one_line_errors
+def build(c, src, board="local", out=None):
+    """Compile a C program with the board's toolchain (static) and check it is for the board's arch."""
+    from pathlib import Path
+
+    from host.profiles import load_board
+    from host.toolchain import build_program
+
+    print(build_program(load_board(board), Path(src), Path(out) if out else None))
+
+
+@task(optional=["strace"], auto_shortflags=False,
+      help={"board": "board name (default: local)", "src": "the C file to build and run",
+            "args": "the program's arguments (a shell-like string)",
+            "strace": "run it under the agent's strace; with options: --strace=\"-f -e trace=%file\"",
+            "trust_new_host_key": TRUST_HELP})
+@one_line_errors
+def run(c, src, board="local", args="", strace=None, trust_new_host_key=False):
+    """Build a C program for the board, upload it to <workdir>/progs/<stem> and run it there."""
+    from pathlib import Path
+
+    from host.profiles import load_board
+    from host.toolchain import run_program
+
+    strace_opts = None if strace in (None, False) else shlex.split("" if strace is True else strace)
+    exit_with(run_program(load_board(board), Path(src), shlex.split(args), strace_opts, trust_new_host_key))

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from host.deploy import DeployedAgent
-from host.errors import BoardtraceError
+from host.errors import BoardtraceError, ConnectionLost
 from host.progress import Progress, describe
 
 # `--ftrace` alone: what the scheduler and interrupts did while the command ran
@@ -103,19 +103,16 @@ class _StateLines:
 
 
 def follow(agent: DeployedAgent, session_id: str, progress: Progress, interval: float = 1.0) -> dict:
-    """Show the session's progress until it finishes; returns its final state. A dropped
-    connection raises BoardtraceError saying the session goes on and how to fetch it."""
+    """Show the session's progress until it finishes; returns its final state."""
     sink = _StateLines(progress)
     board = agent.transport.board.name
     while sink.state.get("state") not in FINAL:
         try:
             result = agent.run(["capture", "follow", session_id, "--interval", str(interval)],
                                stdout=sink)  # type: ignore[arg-type]
-        except BoardtraceError as e:
-            progress.line()
-            raise BoardtraceError(f"{e}; session {session_id} goes on on the board: "
-                                  f"`invoke pull --board {board} --session {session_id}` "
-                                  f"fetches it") from None
+        finally:
+            if sink.state.get("state") not in FINAL:
+                progress.line()
         if result.code != 0 and sink.state.get("state") not in FINAL:
             err = result.stderr.decode(errors="replace").strip().splitlines()
             if result.code != 130:   # 130: our own Ctrl-C reached it; the caller stops the session
@@ -123,3 +120,9 @@ def follow(agent: DeployedAgent, session_id: str, progress: Progress, interval: 
                                       f"{err[-1] if err else f'exit {result.code}'}")
     progress.line(describe(sink.state) + (f" ({sink.state['reason']})" if sink.state.get("reason") else ""))
     return sink.state
+
+
+def goes_on(e: ConnectionLost, board: str, session_id: str) -> BoardtraceError:
+    """The error for a connection lost while a session runs: nothing is lost, say how to fetch it."""
+    return BoardtraceError(f"{e}; session {session_id} goes on on the board: "
+                           f"`invoke pull --board {board} --session {session_id}` fetches it")

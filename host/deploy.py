@@ -9,15 +9,16 @@ from typing import BinaryIO, Sequence
 
 from host.agentbuild import Agent, build_agent
 from host.errors import BoardtraceError
+from host.profiles import Board
 from host.transport import Completed, Transport
 
 MIN_PYTHON = (3, 8)
 # -I: no PYTHON* variables, no user site, nothing from the working directory; -S: no site
 # (the agent needs only the standard library, and site costs start-up time on every run).
 AGENT_FLAGS = ("-I", "-S")
-PYTHON_VERSION = "import sys; print('%d.%d' % sys.version_info[:2])"
-# One round trip on the board before the agent runs (stdlib only, Python 3.8): exit 3 when the
-# workdir cannot be written; "absent" when the agent with the expected sha256 is not there;
+# One round trip on the board before the agent runs (stdlib only): exit 5 and the version when
+# the Python is older than 3.8 (the check is written so that old Pythons can parse it); exit 3
+# when the workdir cannot be written; "absent" when the agent with the expected sha256 is not there;
 # else "present ARCHIVE", ARCHIVE being <agent>.<cache_tag>.pyz: the agent plus each module's
 # bytecode (unchecked hash-based .pyc, which zipimport loads without looking at the source),
 # compiled once by the board's own Python. A bare zipapp is compiled on every run, which on a
@@ -25,7 +26,11 @@ PYTHON_VERSION = "import sys; print('%d.%d' % sys.version_info[:2])"
 # When it makes that archive (once per new build), it removes the files of older builds but
 # the two most recent others (another host may be using a different build).
 AGENT_CHECK = r"""
-import hashlib, os, py_compile, sys, tempfile, zipfile
+import sys
+if sys.version_info < (3, 8):
+    print('%d.%d' % sys.version_info[:2])
+    sys.exit(5)
+import hashlib, os, py_compile, tempfile, zipfile
 workdir, src, want = sys.argv[1:4]
 try:
     os.makedirs(workdir, exist_ok=True)
@@ -117,44 +122,58 @@ class DeployedAgent:
             raise BoardtraceError(f"board {board}: `agent {' '.join(args[:2])}` printed no JSON") from None
 
 
-def find_python(transport: Transport) -> str:
-    """The first interpreter in the profile's list (then python3) that is Python >= 3.8."""
-    board = transport.board
-    candidates = list(dict.fromkeys([*board.python, "python3"]))
-    seen = []
-    for name in candidates:
-        result = transport.run([name, "-c", PYTHON_VERSION])
-        if result.code != 0:
-            continue
-        version = result.stdout.decode().strip()
-        seen.append(f"{name} is {version}")
-        if tuple(int(x) for x in version.split(".")) >= MIN_PYTHON:
-            return name
-    found = "; ".join(seen) if seen else "none of " + ", ".join(candidates) + " runs"
-    raise BoardtraceError(f"board {board.name}: no Python >= 3.8 ({found}); install python3 on the "
-                          f"board or list its interpreter under `python:` in {board.path.name}")
-
-
 def deploy(transport: Transport, agent: Agent | None = None) -> DeployedAgent:
     """Build the agent if needed and upload it as <workdir>/agent-<sha256>.pyz unless present."""
     agent = agent or build_agent()
     board = transport.board
-    python = find_python(transport)
     path = posixpath.join(board.workdir, f"agent-{agent.sha256}.pyz")
-    run = _agent_state(transport, python, path, agent)
+    python, run = _find_python(transport, path, agent)
     uploaded = run is None
     if uploaded:
         transport.put(agent.hashed_path, path)
-        run = _agent_state(transport, python, path, agent)
+        run = _agent_state(_check(transport, python, path, agent), board)
         if run is None:
             raise BoardtraceError(f"board {board.name}: {path} did not arrive whole (sha256 differs)")
     return DeployedAgent(transport, python, run, uploaded)
 
 
-def _agent_state(transport: Transport, python: str, path: str, agent: Agent) -> str | None:
-    """The archive to run when the agent is there whole, else None."""
+def _find_python(transport: Transport, path: str, agent: Agent) -> tuple[str, str | None]:
+    """The first interpreter in the profile's list (then python3) that is Python >= 3.8, and
+    the archive it would run (None: the agent is not there yet)."""
     board = transport.board
-    result = transport.run([python, *AGENT_FLAGS, "-c", AGENT_CHECK, board.workdir, path, agent.sha256])
+    candidates = list(dict.fromkeys([*board.python, "python3"]))
+    seen = []
+    for name in candidates:
+        result = _check(transport, name, path, agent)
+        if result.code == 5:
+            seen.append(f"{name} is {result.stdout.decode().strip()}")
+        elif result.code == 2 and b"-I" in result.stderr:
+            seen.append(f"{name} is older than 3.4")
+        elif result.code != 127:
+            return name, _agent_state(result, board)
+    found = "; ".join(seen) if seen else "none of " + ", ".join(candidates) + " runs"
+    raise BoardtraceError(f"board {board.name}: no Python >= 3.8 ({found}); install python3 on the "
+                          f"board or list its interpreter under `python:` in {board.path.name}")
+
+
+# On boards with `sudo: true` the same round trip first checks that sudo works without a password.
+SUDO_CHECK = 'why=$(sudo -n true 2>&1) || { echo "$why" >&2; exit 4; }; exec "$@"'
+
+
+def _check(transport: Transport, python: str, path: str, agent: Agent) -> Completed:
+    board = transport.board
+    check = [python, *AGENT_FLAGS, "-c", AGENT_CHECK, board.workdir, path, agent.sha256]
+    result = transport.run(["sh", "-c", SUDO_CHECK, "sh", *check] if board.sudo else check)
+    if result.code == 4 and board.sudo:
+        why = result.stderr.decode(errors="replace").strip().splitlines()
+        raise BoardtraceError(f"board {board.name}: `sudo -n` does not work ({why[-1] if why else 'no reason given'}); "
+                              f"allow the login user to run sudo without a password (a NOPASSWD rule in "
+                              f"/etc/sudoers.d), log in as root, or set `sudo: false` in {board.path.name}")
+    return result
+
+
+def _agent_state(result: Completed, board: Board) -> str | None:
+    """The archive to run when the check found the agent whole, else None."""
     if result.code == 3:
         raise BoardtraceError(f"board {board.name}: workdir {board.workdir} cannot be created or written; "
                               f"set `workdir:` in {board.path.name} to a writable directory")

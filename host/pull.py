@@ -15,7 +15,7 @@ from pathlib import Path
 
 from host.bundle import sha256_file, unpack_bundle
 from host.deploy import DeployedAgent
-from host.errors import BoardtraceError
+from host.errors import BoardtraceError, ConnectionLost
 from host.outputs import render_session
 from host.progress import Progress, size_text
 
@@ -51,7 +51,11 @@ def pull(agent: DeployedAgent, session_id: str, home: Path = HOME,
         if progress:
             progress.show(f"pulling {size_text(done)} of {size_text(total)}")
 
-    agent.transport.download(packed["tar"], tar, show)
+    try:
+        agent.transport.download(packed["tar"], tar, show)
+    except ConnectionLost as e:
+        raise BoardtraceError(f"{e}; `invoke pull --board {board} --session {session_id}` "
+                              f"resumes the download") from None
     got = sha256_file(tar)
     if got != packed["sha256"] or tar.stat().st_size != packed["size"]:
         tar.unlink()

@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from host.capture import CaptureRequest, follow, start, stop
-from host.errors import BoardtraceError
+from host.capture import CaptureRequest, follow, goes_on, start, stop
+from host.errors import BoardtraceError, ConnectionLost
 from host.fleet import BoardRun, Outcome, run_on_boards
 from host.profiles import Board
 from host.progress import describe, size_text
@@ -23,8 +23,11 @@ def capture(boards: list[Board], request: CaptureRequest, home: Path = HOME,
     def job(run: BoardRun) -> str:
         agent = run.deploy()
         run.on_interrupt = lambda: stop(agent, request.session_id)
-        start(agent, request)
-        follow(agent, request.session_id, run.progress)
+        try:
+            start(agent, request)
+            follow(agent, request.session_id, run.progress)
+        except ConnectionLost as e:
+            raise goes_on(e, run.board.name, request.session_id) from None
         run.on_interrupt = None
         return _pulled_text(pull(agent, request.session_id, home, run.progress))
 
@@ -36,7 +39,10 @@ def pull_session(board: Board, session_id: str, home: Path = HOME, trust_new_hos
 
     def job(run: BoardRun) -> str:
         agent = run.deploy()
-        follow(agent, session_id, run.progress)
+        try:
+            follow(agent, session_id, run.progress)
+        except ConnectionLost as e:
+            raise goes_on(e, run.board.name, session_id) from None
         return _pulled_text(pull(agent, session_id, home, run.progress))
 
     return _report(run_on_boards([board], job, trust_new_host_key))

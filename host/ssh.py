@@ -25,7 +25,7 @@ from typing import BinaryIO, Callable, Sequence
 import paramiko
 from paramiko.ssh_exception import NoValidConnectionsError
 
-from host.errors import BoardtraceError
+from host.errors import BoardtraceError, ConnectionLost
 from host.profiles import Board, display_path
 from host.transport import DOWNLOAD_CHUNK, Completed, Transport, resume_offset
 
@@ -111,8 +111,8 @@ class SshTransport(Transport):
             raise BoardtraceError(f"{self.board.name}: {argv[0]} did not finish within {timeout} s")
         code = channel.recv_exit_status()
         if code == -1 and not channel.get_transport().is_active():
-            raise BoardtraceError(f"board {self.board.name}: the SSH connection to "
-                                  f"{self._board_endpoint()} dropped while {argv[0]} ran")
+            raise ConnectionLost(f"board {self.board.name}: the SSH connection to "
+                                 f"{self._board_endpoint()} dropped while {argv[0]} ran")
         return Completed(code, out.join(), err.join())
 
     def _command(self, argv: Sequence[str]) -> str:
@@ -183,7 +183,7 @@ class SshTransport(Transport):
             raise BoardtraceError(f"board {self.board.name}: cannot download {source}: "
                                   f"{e.strerror or e}") from None
         except (paramiko.SSHException, EOFError) as e:
-            raise BoardtraceError(f"board {self.board.name}: the SSH connection dropped while "
+            raise ConnectionLost(f"board {self.board.name}: the SSH connection dropped while "
                                   f"downloading {source} ({e})") from None
 
     def _remote_path(self, remote: str) -> str:

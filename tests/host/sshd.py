@@ -3,10 +3,12 @@
 Use it with `from tests.host.sshd import sshd, ssh_board` in a test module. The server runs in
 the foreground (`sshd -D -e -f <config>`) as the current user (root in CI) on a free port, for
 one test module, and its log is shown when it fails to start. Needs Debian's openssh-server.
+start_sshd() is the same server without pytest (for bench/deploy.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
 import os
@@ -76,24 +78,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class SshdError(Exception):
+    """sshd did not start; the message holds its log."""
+
+
 def _wait_for_banner(port: int, process: subprocess.Popen, log: Path, deadline: float) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"sshd exited with {process.returncode}:\n{log.read_text()}")
+            raise SshdError(f"sshd exited with {process.returncode}:\n{log.read_text()}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 if s.recv(64).startswith(b"SSH-2.0-"):
                     return
         except OSError:
             time.sleep(0.05)
-    pytest.fail(f"sshd did not answer on port {port}:\n{log.read_text()}")
+    raise SshdError(f"sshd did not answer on port {port}:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory) -> Iterator[SshServer]:
-    if not os.access(SSHD, os.X_OK) or shutil.which("ssh-keygen") is None:
-        pytest.skip("needs Debian's openssh-server (apt-get install openssh-server)")
-    directory = tmp_path_factory.mktemp("sshd")
+def sshd_available() -> bool:
+    return os.access(SSHD, os.X_OK) and shutil.which("ssh-keygen") is not None
+
+
+@contextlib.contextmanager
+def start_sshd(directory: Path) -> Iterator[SshServer]:
+    """Run sshd (keys, config and log in directory, which must exist) until the block ends.
+    Usable outside pytest (bench/deploy.py); raises SshdError when sshd does not start."""
     _keygen(directory / "host_ed25519")
     _keygen(directory / "client_ed25519")
     shutil.copyfile(directory / "client_ed25519.pub", directory / "authorized_keys")
@@ -113,3 +122,15 @@ def sshd(tmp_path_factory) -> Iterator[SshServer]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory) -> Iterator[SshServer]:
+    if not sshd_available():
+        pytest.skip("needs Debian's openssh-server (apt-get install openssh-server)")
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(start_sshd(tmp_path_factory.mktemp("sshd")))
+        except SshdError as e:
+            pytest.fail(str(e))
+        yield server

@@ -112,3 +112,14 @@ def test_a_new_build_removes_older_builds_but_the_two_latest(tmp_path, agent):
     kept = [n for n in left if n.split(".")[0] in old]
     assert kept == sorted(f"{old[i]}{suffix}" for i in (0, 1) for suffix in (".cpython-311.pyz", ".pyz"))
     assert "agent-notes.pyz" in left and uploaded_path(tmp_path, agent).name in left
+
+
+def test_a_redeploy_is_one_round_trip_and_uploads_nothing(tmp_path, agent, monkeypatch):
+    transport = open_transport(local_board(tmp_path))
+    deploy(transport, agent)
+    calls = []
+    for name in ("run", "put"):
+        real = getattr(transport, name)
+        monkeypatch.setattr(transport, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    again = deploy(transport, agent)
+    assert calls == ["run"] and not again.uploaded
