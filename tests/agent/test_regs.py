@@ -11,6 +11,8 @@ import subprocess
 
 import pytest
 
+from tests.agent import i386
+
 from target import libc
 from target.arch import abi as abis
 from target.arch import interpreter_arch
@@ -144,11 +146,13 @@ def i386_program(tmp_path_factory):
     src = tmp_path_factory.mktemp("regs") / "write.c"
     src.write_text(WRITE_PROGRAM)
     exe = src.with_suffix("")
-    done = subprocess.run(["gcc", "-m32", "-o", str(exe), str(src)], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, universal_newlines=True)
+    try:
+        done = subprocess.run(i386.CC + ["-o", str(exe), str(src)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, universal_newlines=True)
+    except FileNotFoundError:
+        pytest.skip(i386.MISSING)
     if done.returncode != 0:
-        pytest.skip("gcc -m32 cannot build (apt-get install gcc-multilib): %s"
-                    % done.stdout.strip().splitlines()[-1])
+        pytest.skip("%s: %s" % (i386.MISSING, done.stdout.strip().splitlines()[-1]))
     return str(exe)
 
 

@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from tests.agent import i386
+
 from target import libc
 from target.arch import abi as abis
 from target.strace import decode
@@ -33,8 +35,12 @@ needs_cc = pytest.mark.skipif(shutil.which("cc") is None,
 
 def build(outdir, *flags):
     exe = os.path.join(str(outdir), "paths_corpus" + "".join(flags))
-    done = subprocess.run(["cc", "-O1"] + list(flags) + ["-o", exe, CORPUS],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    cc = i386.CC if "-m32" in flags else ["cc"]
+    try:
+        done = subprocess.run(cc + ["-O1"] + [f for f in flags if f != "-m32"] + ["-o", exe, CORPUS],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    except FileNotFoundError:
+        return None
     return exe if done.returncode == 0 else None
 
 
@@ -47,7 +53,7 @@ def corpus(tmp_path_factory):
 def corpus32(tmp_path_factory):
     exe = build(tmp_path_factory.mktemp("progs"), "-m32")
     if exe is None or abis.native() is not abis.ABIS["x86_64"]:
-        pytest.skip("no i386 build of the corpus (x86_64 with gcc-multilib is needed)")
+        pytest.skip("no i386 build of the corpus: x86_64 only; " + i386.MISSING)
     return exe
 
 

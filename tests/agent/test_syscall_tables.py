@@ -9,6 +9,8 @@ import subprocess
 
 import pytest
 
+from tests.agent import i386
+
 from host import syscalltables
 from target.arch import AUDIT_ARCH, abi as abis
 from target.arch import interpreter_arch
@@ -156,13 +158,13 @@ def build(tmp_path, flags):
     src = tmp_path / "every.c"
     src.write_text(EVERY_SYSCALL_PROGRAM)
     exe = tmp_path / ("every" + "".join(flags))
-    done = subprocess.run(["gcc", "-O2", *flags, "-o", str(exe), str(src)],
+    cc = i386.CC if "-m32" in flags else ["gcc"]
+    done = subprocess.run([*cc, "-O2", *[f for f in flags if f != "-m32"], "-o", str(exe), str(src)],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True)
     if done.returncode != 0:
-        hint = " (apt-get install gcc-multilib)" if "-m32" in flags else ""
-        pytest.skip("gcc %s cannot build%s: %s" % (" ".join(flags), hint,
-                                                     done.stdout.strip().splitlines()[-1]))
+        why = i386.MISSING if "-m32" in flags else "gcc cannot build"
+        pytest.skip("%s: %s" % (why, done.stdout.strip().splitlines()[-1]))
     return str(exe)
 
 

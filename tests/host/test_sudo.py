@@ -34,7 +34,8 @@ def server():
     authorized_keys as the user who logs in)."""
     directory = Path(tempfile.mkdtemp(prefix="bt-sudo-sshd-"))
     directory.chmod(0o755)
-    subprocess.run(["useradd", "-M", "-d", "/nonexistent", "-s", "/bin/sh", USER], check=True)
+    if subprocess.run(["id", USER], capture_output=True).returncode != 0:   # left by an aborted run
+        subprocess.run(["useradd", "-M", "-d", "/nonexistent", "-s", "/bin/sh", USER], check=True)
     subprocess.run(["usermod", "-p", "*", USER], check=True)   # no password, not locked
     try:
         with start_sshd(directory) as running:
@@ -42,7 +43,7 @@ def server():
     except SshdError as e:
         pytest.fail(str(e))
     finally:
-        subprocess.run(["userdel", USER], check=False)
+        subprocess.run(["userdel", "-f", USER], check=False, capture_output=True)
         SUDOERS.unlink(missing_ok=True)
         shutil.rmtree(directory, ignore_errors=True)
 
