@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import shlex
 
-from invoke import Exit, task
+from invoke import Collection, Exit, Task, task
 
 from host.errors import BoardtraceError
 
@@ -274,3 +274,90 @@ def run(c, src, board="local", args="", strace=None, trust_new_host_key=False):
 
     strace_opts = None if strace in (None, False) else shlex.split("" if strace is True else strace)
     exit_with(run_program(load_board(board), Path(src), shlex.split(args), strace_opts, trust_new_host_key))
+
+
+# -- QEMU boards: `invoke qemu.image|up|down|status|console --board B` (host/qemu, docs/qemu.md) --
+
+QEMU_BOARD = {"board": "a QEMU board: qemu-aarch64, qemu-riscv64, qemu-armhf, qemu-x86_64 (default qemu-aarch64)"}
+
+
+@task(help=QEMU_BOARD)
+@one_line_errors
+def qemu_image(c, board="qemu-aarch64"):
+    """Build the board's kernel + initramfs from Debian packages (cached: a second build is a no-op)."""
+    from host.profiles import load_board
+    from host.qemu import CACHE, say
+    from host.qemu.image import build_image
+
+    image = build_image(load_board(board), CACHE, say)
+    print(f"{image.dir}: kernel {image.facts['sizes']['vmlinuz']:,} bytes, initrd.gz "
+          f"{image.facts['sizes']['initrd.gz']:,} bytes, python {image.python}")
+
+
+@task(help=QEMU_BOARD)
+@one_line_errors
+def qemu_up(c, board="qemu-aarch64"):
+    """Boot the board in the background (building its image if needed); returns once SSH works."""
+    from host.profiles import load_board
+    from host.qemu import STATE, ensure_up
+    from host.qemu.runner import status
+
+    ssh = ensure_up(load_board(board))
+    running = status(ssh, STATE)
+    print(f"{board}: up, ssh root@127.0.0.1 -p {ssh.transport.port} (pid {running.pid}, {running.accel}, "
+          f"console {running.console})")
+
+
+@task(help=QEMU_BOARD)
+@one_line_errors
+def qemu_down(c, board="qemu-aarch64"):
+    """Power the board off (QMP quit, then kill)."""
+    from host.profiles import load_board
+    from host.qemu import STATE
+    from host.qemu.runner import down
+
+    print(f"{board}: {'stopped' if down(load_board(board), STATE) else 'was not running'}")
+
+
+@task(help=QEMU_BOARD)
+@one_line_errors
+def qemu_status(c, board="qemu-aarch64"):
+    """Say whether the board runs, on which port, with which accelerator."""
+    from host.profiles import load_board
+    from host.qemu import STATE
+    from host.qemu.runner import status
+
+    running = status(load_board(board), STATE)
+    print(f"{board}: down" if running is None else
+          f"{board}: up, port {running.port}, pid {running.pid}, {running.accel}, booted in "
+          f"{running.boot_seconds:.1f} s, console {running.console}")
+
+
+@task(help=dict(QEMU_BOARD, lines="how many lines of the serial console to show (default 40)"))
+@one_line_errors
+def qemu_console(c, board="qemu-aarch64", lines=40):
+    """Show the end of the board's serial console log."""
+    from host.profiles import load_board
+    from host.qemu import STATE
+    from host.qemu.runner import console_log
+
+    path = console_log(load_board(board), STATE)
+    if not path.exists():
+        raise Exit(f"error: {board}: no console log at {path} (never booted?)", code=1)
+    print("\n".join(path.read_text(errors="replace").splitlines()[-int(lines):]))
+
+
+def _namespace() -> Collection:
+    """Every task at the top, but the qemu_* ones under `qemu.` (invoke qemu.up)."""
+    ns, qemu = Collection(), Collection("qemu")
+    for name, value in list(globals().items()):
+        if isinstance(value, Task):
+            if name.startswith("qemu_"):
+                qemu.add_task(value, name[len("qemu_"):])
+            else:
+                ns.add_task(value)
+    ns.add_collection(qemu)
+    return ns
+
+
+ns = _namespace()

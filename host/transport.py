@@ -163,5 +163,8 @@ def open_transport(board: Board, trust_new_host_key: bool = False) -> Transport:
     """The board's transport; trust_new_host_key: add an unknown (never a changed) host key."""
     if board.transport.kind == "local":
         return LocalTransport(board)
+    if board.qemu is not None:
+        from host.qemu import ensure_up
+        board = ensure_up(board)  # booted when it is down
     from host.ssh import SshTransport  # paramiko loads only when a board needs it
     return SshTransport(board, trust_new_host_key=trust_new_host_key)
