@@ -181,26 +181,34 @@ def _umount_own(path, mount_id, facts):
         return False
 
 
-def collect(workdir, tracefs_path=None, mount_tracefs=False, start_ns=None):
-    """The whole report as a dict."""
+def basic(start_ns=None):
+    """The sections that only read: what a capture's manifest records (the probes that try
+    features take seconds on a slow board)."""
     start_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC) if start_ns is None else start_ns
-    arch_facts = safe(arch.describe)
-    report = {
+    return {
         "agent": {"version": target.VERSION, "archive": agent_archive(),
                   "start_monotonic_ns": start_ns},
-        "arch": arch_facts,
+        "arch": safe(arch.describe),
         "kernel": safe(kernel_facts),
         "python": safe(python_facts),
         "user": safe(user_facts),
         "cpus": safe(cpu_facts),
         "clocks": safe(clock_facts),
+        "kconfig": safe(kconfig.describe),
+    }
+
+
+def collect(workdir, tracefs_path=None, mount_tracefs=False, start_ns=None):
+    """The whole report as a dict."""
+    report = basic(start_ns)
+    start_ns = report["agent"]["start_monotonic_ns"]
+    report.update({
         "ftrace": safe(ftrace_facts, tracefs_path, mount_tracefs),
         "ptrace": safe(strace_probe.ptrace_probe),
-        "seccomp": safe(strace_probe.seccomp_probe, arch_facts.get("name")),
+        "seccomp": safe(strace_probe.seccomp_probe, report["arch"].get("name")),
         "kmsg": safe(kmsg_facts),
-        "kconfig": safe(kconfig.describe),
         "workdir": safe(mounts.describe_workdir, workdir),
-    }
+    })
     report["agent"]["elapsed_ns"] = time.clock_gettime_ns(time.CLOCK_MONOTONIC) - start_ns
     return report
 

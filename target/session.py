@@ -473,7 +473,7 @@ class Supervisor(object):
                          reason=failure or self.stop_reason, exits=exits,
                          end_monotonic_ns=time.clock_gettime_ns(time.CLOCK_MONOTONIC))
         from target import info
-        board = info.collect(os.getcwd())
+        board = info.basic()
         write_manifest(self.dir, {"id": self.spec["id"], "spec": self.spec, "state": self.state,
                                   "agent": {"version": VERSION, "python": sys.version.split()[0]},
                                   "board": board, "clocks": {"start": self.started, "end": clocks()}})
