@@ -23,6 +23,13 @@ def one_line_errors(fn):
     return wrapper
 
 
+def required(value, what: str):
+    """An option a task cannot do without (invoke would take `--help` for a positional value)."""
+    if value is None:
+        raise Exit(f"error: missing {what}", code=1)
+    return value
+
+
 def exit_with(code: int) -> None:
     if code:
         raise Exit(code=code)
@@ -181,8 +188,9 @@ def capture(c, board="local", cmd=None, strace=None, ftrace=None, dmesg=False, d
 @task(help={"board": "board name (default: local)", "session": "the session id (see `invoke sessions`)",
             "home": "where sessions are pulled (default: sessions/)", "trust_new_host_key": TRUST_HELP})
 @one_line_errors
-def pull(c, session, board="local", home="sessions", trust_new_host_key=False):
+def pull(c, session=None, board="local", home="sessions", trust_new_host_key=False):
     """Fetch a session home (waiting for it to finish), verify it and render its outputs."""
+    session = required(session, "--session ID (see `invoke sessions`)")
     from pathlib import Path
 
     from host.profiles import load_board
@@ -207,8 +215,9 @@ def sessions(c, board="local", home="sessions", trust_new_host_key=False):
 @task(help={"board": "board name (default: local)", "session": "the session id",
             "trust_new_host_key": TRUST_HELP})
 @one_line_errors
-def stop(c, session, board="local", trust_new_host_key=False):
+def stop(c, session=None, board="local", trust_new_host_key=False):
     """End a running capture session (then `invoke pull` fetches it)."""
+    session = required(session, "--session ID (see `invoke sessions`)")
     from host.profiles import load_board
     from host.sessions import stop_session
 
@@ -360,4 +369,36 @@ def _namespace() -> Collection:
     return ns
 
 
-ns = _namespace()
+
+@task(help={"session_dir": "a pulled session: sessions/<board>/<id>/",
+            "format": "the output format: perfetto (Chrome JSON trace events, opens in ui.perfetto.dev)",
+            "out": "the output file (default: SESSION_DIR/perfetto.json)",
+            "all_dmesg": "also the kernel log records from before the session started"})
+@one_line_errors
+def export(c, session_dir, format="perfetto", out=None, all_dmesg=False):
+    """Export a session's syscalls, scheduling, kernel events and kernel log on one timeline."""
+    from host.perfetto import export as export_session
+
+    path, counts = export_session(session_dir, format, out, all_dmesg)
+    print(f"{path}: {counts['events']:,} events: {counts['syscalls']:,} syscalls, "
+          f"{counts['sched_slices']:,} scheduling slices, {counts['ftrace_instants']:,} kernel events, "
+          f"{counts['dmesg']:,} kernel log records")
+
+
+
+@task(help={"session_dir": "a pulled session directory: sessions/<board>/<id>",
+            "open": "open the report in the default web browser"})
+@one_line_errors
+def report(c, session_dir, open=False):
+    """Render a session's self-contained report.html (timeline, syscalls, ftrace, kernel log); print its path."""
+    import webbrowser
+
+    from host.report import render_report
+
+    path = render_report(session_dir)
+    print(path)
+    if open:
+        webbrowser.open(path.resolve().as_uri())
+
+
+ns = _namespace()  # last: every task above is in it

@@ -113,11 +113,11 @@ def follow(agent: DeployedAgent, session_id: str, progress: Progress, interval: 
         finally:
             if sink.state.get("state") not in FINAL:
                 progress.line()
-        if result.code != 0 and sink.state.get("state") not in FINAL:
+        if sink.state.get("state") not in FINAL and result.code != 130:
+            # (130: our own Ctrl-C reached it and the caller stops the session: follow again)
             err = result.stderr.decode(errors="replace").strip().splitlines()
-            if result.code != 130:   # 130: our own Ctrl-C reached it; the caller stops the session
-                raise BoardtraceError(f"board {board}: following session {session_id} failed: "
-                                      f"{err[-1] if err else f'exit {result.code}'}")
+            raise BoardtraceError(f"board {board}: following session {session_id} failed: "
+                                  f"{err[-1] if err else f'exit {result.code} before the session ended'}")
     progress.line(describe(sink.state) + (f" ({sink.state['reason']})" if sink.state.get("reason") else ""))
     return sink.state
 

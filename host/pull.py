@@ -3,7 +3,8 @@ SFTP (resuming an interrupted download), checks the tar's sha256, unpacks it saf
 every file against the manifest (host/bundle.py), then renders the outputs (host/outputs.py).
 
 Home is sessions/<board>/<id>/; the download lives at sessions/<board>/<id>.tar.part until it
-is whole, so `invoke pull` after a dropped connection continues where it stopped.
+is whole, so `invoke pull` after a dropped connection continues where it stopped. The last step
+writes report.html (host/report.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from host.deploy import DeployedAgent
 from host.errors import BoardtraceError, ConnectionLost
 from host.outputs import render_session
 from host.progress import Progress, size_text
+from host.report import render_report
 
 HOME = Path("sessions")
 MISMATCHES = "checksum-mismatches.txt"  # written next to a bundle whose files did not verify
@@ -72,13 +74,18 @@ def _finish(agent: DeployedAgent, dest: Path, session_id: str, mismatches: tuple
     board = agent.transport.board.name
     state = json.loads((dest / "manifest.json").read_text()).get("state") or {}
     rendered = render_session(dest)
+    outputs, notes = list(rendered.files), list(rendered.notes)
+    try:
+        outputs.append(render_report(dest))
+    except (BoardtraceError, OSError, ValueError) as e:
+        notes.append(f"report: cannot render: {e}")
     agent.run(["capture", "clean", "--tar", session_id])
     if mismatches:
         (dest / MISMATCHES).write_text("".join(f"{m}\n" for m in mismatches))
         raise BoardtraceError(
             f"board {board}: session {session_id}: checksum mismatch in {', '.join(mismatches)} "
             f"(changed on the board after it was written); everything is kept in {dest}")
-    return Pulled(dest, state, rendered.files, rendered.notes)
+    return Pulled(dest, state, tuple(outputs), tuple(notes))
 
 
 def _recorded_mismatches(dest: Path) -> tuple[str, ...]:

@@ -66,7 +66,7 @@ def test_a_capture_through_ssh_brings_every_output_home(board, tmp_path, capsys)
     dest = home / "loopback" / request.session_id
     assert f"loopback: session {request.session_id} done (the command exited with 0)" in out
     for name in ("strace.txt", "strace.jsonl", "dmesg.kmsg", "dmesg.txt", "dmesg.json", "ftrace.txt",
-                 "ftrace.jsonl", "trace.dat", "manifest.json"):
+                 "ftrace.jsonl", "trace.dat", "manifest.json", "report.html"):
         assert (dest / name).is_file(), name
     assert 'execve("/usr/bin/ls"' in (dest / "strace.txt").read_text()
     assert any("sched_process_exec" in line and "/usr/bin/ls" in line
