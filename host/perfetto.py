@@ -23,6 +23,7 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, Any
 
+from host.clocks import printk_offset_ns
 from host.errors import BoardtraceError
 
 # Synthetic ids for the kernel's tracks: above PID_MAX_LIMIT (2**22), so never a real task.
@@ -75,7 +76,7 @@ def export_perfetto(session_dir: Path, out: Path, all_dmesg: bool = False) -> di
                 writer.ftrace(_ftrace_items(session_dir, writer), _ftrace_meta(session_dir),
                               _saved_tgids(session_dir / "ftrace" / "saved_tgids"))
             if kmsg.exists():
-                writer.dmesg(kmsg, None if all_dmesg else _window(manifest))
+                writer.dmesg(kmsg, None if all_dmesg else _window(manifest), printk_offset_ns(manifest))
             writer.end(session_dir.name)
         os.replace(part, out)
     except BaseException:
@@ -445,9 +446,10 @@ class _Writer:
 
     # -- dmesg --
 
-    def dmesg(self, path: Path, window: tuple[int, int] | None) -> None:
+    def dmesg(self, path: Path, window: tuple[int, int] | None, offset: int) -> None:
         """Kernel log records as instants on the "kernel log" track (within the session's
-        span unless window is None; the printk clock has µs steps, so 1 µs of slack)."""
+        span unless window is None; the printk clock has µs steps, so 1 µs of slack), their
+        times moved to CLOCK_MONOTONIC by the measured offset (host/clocks.py)."""
         from target.dmesg.record import facility_name, level_name, parse_kmsg
         data = path.read_bytes()
         low, high = (window[0] // 1000 - 1, window[1] // 1000 + 1) if window else (None, None)
@@ -459,7 +461,8 @@ class _Writer:
             except ValueError:
                 self.counts["skipped"] += 1
                 continue
-            if low is not None and not (low <= record.ts_usec <= high):
+            ts = record.ts_usec * 1000 - offset
+            if low is not None and not (low <= ts // 1000 <= high):
                 self.counts["dmesg_outside"] += 1
                 continue
             self.counts["dmesg"] += 1
@@ -473,7 +476,7 @@ class _Writer:
                 args["caller"] = record.caller
             name = text if len(text) <= MAX_DMESG_NAME else text[:MAX_DMESG_NAME] + "..."
             self.emit({"name": name, "cat": "dmesg", "ph": "i", "s": "t",
-                       "ts": float(record.ts_usec), "pid": KERNEL_PID, "tid": KMSG_TID,
+                       "ts": _us(ts), "pid": KERNEL_PID, "tid": KMSG_TID,
                        "args": args})
 
     # -- names --

@@ -27,6 +27,7 @@ import jinja2
 from markupsafe import Markup
 
 from host.capture import DEFAULT_FTRACE, DEFAULT_STRACE
+from host.clocks import printk_offset_ns
 from host.errors import BoardtraceError
 from target.dmesg.record import FACILITIES, LEVELS, parse_kmsg
 
@@ -130,7 +131,7 @@ def load_session(directory: Path | str) -> Session:
         session.ftrace_lost = {int(cpu): int(n or 0) for cpu, n in (meta.get("lost") or {}).items()}
         session.cpus = sorted(set(int(c) for c in meta.get("cpus") or []) | set(session.ftrace_lost))
     session.cpus = sorted(set(session.cpus) | {e.cpu for e in session.events})
-    session.dmesg = _dmesg(d, session.notes)
+    session.dmesg = _dmesg(d, session.notes, printk_offset_ns(manifest))
     for s in session.syscalls:              # an exec names its process better than a comm
         if s.name.startswith("execve") and s.error is None and s.args.startswith('"'):
             session.comms[s.pid] = os.path.basename(s.args[1:].split('"', 1)[0])[:32]
@@ -253,8 +254,9 @@ def _events(path: Path, session: Session) -> Iterator[FtraceEvent]:
             lost[cpu] = lost.get(cpu, 0) + int(r.get("count") or 0)
 
 
-def _dmesg(d: Path, notes: list[str]) -> list[DmesgRecord]:
-    """From dmesg.kmsg (microseconds, every field), else dmesg.json (util-linux JSON)."""
+def _dmesg(d: Path, notes: list[str], offset: int) -> list[DmesgRecord]:
+    """From dmesg.kmsg (microseconds, every field), else dmesg.json (util-linux JSON); times
+    moved from the printk clock to CLOCK_MONOTONIC (host/clocks.py)."""
     records: list[DmesgRecord] = []
     kmsg = d / "dmesg.kmsg"
     if kmsg.exists():
@@ -266,12 +268,12 @@ def _dmesg(d: Path, notes: list[str]) -> list[DmesgRecord]:
             except ValueError as e:
                 notes.append(f"dmesg.kmsg: {e}")
                 continue
-            records.append(DmesgRecord(r.ts_usec * 1000, r.pri & 7, r.pri >> 3, r.seq,
+            records.append(DmesgRecord(r.ts_usec * 1000 - offset, r.pri & 7, r.pri >> 3, r.seq,
                                        r.text.decode("utf-8", "replace")))
         return records
     for r in (_json_file(d / "dmesg.json").get("dmesg") or []):
         pri = int(r.get("pri") or 0)
-        records.append(DmesgRecord(round(float(r.get("time") or 0) * 1e9), pri & 7, pri >> 3,
+        records.append(DmesgRecord(round(float(r.get("time") or 0) * 1e9) - offset, pri & 7, pri >> 3,
                                    int(r.get("seq") or 0), str(r.get("msg") or "")))
     return records
 

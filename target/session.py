@@ -264,7 +264,8 @@ class KernelLog(object):
         self.next_seq = None
 
     def read(self):
-        """Copy every record there is now."""
+        """Copy every record there is now; returns them."""
+        records = []
         while True:
             try:
                 data = os.read(self.fd, KMSG_READ)
@@ -276,7 +277,30 @@ class KernelLog(object):
                 break
             self.out.write(data + b"\0")
             self.count(data)
+            records.append(data)
         self.out.flush()
+        return records
+
+    def clock_offset(self, text):
+        """printk time minus CLOCK_MONOTONIC in ns, or None: the kernel stamps a record we
+        write (`text`, also a mark in the board's log) with its own clock, which NTP does not
+        slew, so the two drift apart (hundreds of ppm) and dmesg times need this correction."""
+        line = ("<14>boardtrace: %s\n" % text).encode()
+        try:
+            fd = os.open(KMSG, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                before = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+                os.write(fd, line)
+                after = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            finally:
+                os.close(fd)
+        except OSError:
+            return None
+        for data in self.read():
+            prefix, _, message = data.partition(b";")
+            if message.startswith(line[4:-1]):
+                return int(prefix.split(b",")[2]) * 1000 - (before + after) // 2
+        return None
 
     def count(self, data):
         self.records += 1
@@ -320,6 +344,7 @@ class Supervisor(object):
         self.children = {}
         self.kmsg = None
         self.instance = None          # the ftrace instance, for live lost-event counts
+        self.ended_printk = None      # printk minus monotonic when the parts stopped
         self.stop_reason = None
         self.started = clocks()
         self.state = {"id": spec["id"], "state": "running", "pid": os.getpid(),
@@ -339,6 +364,8 @@ class Supervisor(object):
         if spec["dmesg"]:
             self.kmsg = KernelLog(self.path("dmesg.kmsg"))
             self.kmsg.read()
+            self.started["printk_minus_monotonic_ns"] = self.kmsg.clock_offset(
+                "session %s starts" % spec["id"])
         if spec["ftrace"] is not None:
             self.start_ftrace(spec["ftrace"])
         if spec["strace"] is not None:
@@ -425,6 +452,7 @@ class Supervisor(object):
                 child.signal(STOP_SIGNALS[name])
                 child.wait(STOP_TIMEOUT)
         if self.kmsg:
+            self.ended_printk = self.kmsg.clock_offset("session %s ends" % self.spec["id"])
             self.kmsg.close()
 
     def progress(self):
@@ -468,6 +496,7 @@ class Supervisor(object):
 
     def finish(self, failure=None):
         """The final state.json, then manifest.json (last: its presence means complete)."""
+        self.ended = dict(clocks(), printk_minus_monotonic_ns=self.ended_printk)
         exits = {name: c.exit_code() for name, c in self.children.items() if c.status is not None}
         self.write_state(state="failed" if failure else "done",
                          reason=failure or self.stop_reason, exits=exits,
@@ -476,7 +505,7 @@ class Supervisor(object):
         board = info.basic()
         write_manifest(self.dir, {"id": self.spec["id"], "spec": self.spec, "state": self.state,
                                   "agent": {"version": VERSION, "python": sys.version.split()[0]},
-                                  "board": board, "clocks": {"start": self.started, "end": clocks()}})
+                                  "board": board, "clocks": {"start": self.started, "end": self.ended}})
 
 
 def wait_line(fd, timeout):
