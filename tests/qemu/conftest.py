@@ -84,3 +84,36 @@ def board_up(booted, name: str):
     if isinstance(value, BoardtraceError):
         pytest.fail(f"{name} did not boot: {value}")
     return value
+
+
+def pytest_collection_modifyitems(config, items):
+    """test_boot's test_down_stops_the_board... stops the session's boards: run those last, so
+    the other modules find the boards still up (board_on() boots a stopped board again anyway)."""
+    last = [item for item in items if item.name.startswith("test_down_stops_the_board")]
+    items[:] = [item for item in items if item not in last] + last
+
+
+def board_on(booted, name: str):
+    """(board, image, running) like board_up, booting the board again in the session's state
+    directory when a test has stopped it."""
+    board, image, running = board_up(booted, name)
+    result, state = booted
+    if runner.status(board, state) is None:
+        running = runner.up(board, image, state)
+        result[name] = (board, image, running)
+    return board, image, running
+
+
+@pytest.fixture(scope="module", params=BOARDS)
+def on_board(request, booted):
+    """A booted board with the agent deployed: (board, transport, agent), once per module and
+    board (pytest groups a module's tests by board)."""
+    from host.deploy import deploy
+    from host.ssh import SshTransport
+
+    board, _, running = board_on(booted, request.param)
+    transport = SshTransport(runner.ssh_board(board, running))
+    try:
+        yield board, transport, deploy(transport)
+    finally:
+        transport.close()

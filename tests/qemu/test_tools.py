@@ -1,0 +1,237 @@
+"""The agent's tools on real foreign kernels (the four QEMU boards): strace against the board's
+own strace (Debian's, in the image), the function tracers against the kernel's `trace` text,
+dmesg against records written to /dev/kmsg, and a whole capture pulled home."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import host.qemu
+from host.capture import CaptureRequest
+from host.sessions import capture
+from host.toolchain import build_program
+from tests.agent.strace_ref import VOLATILE
+from tests.agent.test_strace_engine import per_process, timing_free, traced_lines
+from tests.qemu.conftest import BOARDS, REPO, board_on
+
+pytestmark = pytest.mark.qemu
+
+CORPUS = REPO / "tests" / "qemu" / "progs" / "tools_corpus.c"
+INJECT = ("-e", "inject=close:error=EACCES:when=3+")
+RESULT = re.compile(r"^(\w+)\(.*\) += (.*)$")
+
+# Calls compared by name and result only, because our decoder prints them wrongly on that arch
+# (each one is a bug, checked by test_strace_lines_of_the_masked_calls, which fails until fixed):
+#   futex:    FUTEX_WAIT_BITSET prints `NULL, NULL, 0xffffffff` where strace prints
+#             `NULL, FUTEX_BITSET_MATCH_ANY` (every arch)
+#   clone:    tls= and child_tidptr= printed in x86_64's order; strace prints them in the arch's
+#             argument order, tls first (CLONE_BACKWARDS arches: arm, aarch64, riscv64)
+#   set_tls, _llseek, send, recv, sigreturn: not decoded on arm, six raw hex arguments
+#   pwrite64: arm EABI passes the 64-bit offset in an even register pair (r4/r5); we print 0
+MASKED = {
+    "aarch64": ("futex", "clone"),
+    "riscv64": ("futex", "clone"),
+    "armhf": ("futex", "clone", "set_tls", "_llseek", "send", "recv", "sigreturn", "pwrite64"),
+    "x86_64": ("futex",),
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(on_board, tmp_path_factory):
+    """tools_corpus.c built with the board's toolchain, uploaded to the board's workdir."""
+    board, transport, _ = on_board
+    try:
+        exe = build_program(board, CORPUS, tmp_path_factory.mktemp(board.name) / "tools_corpus")
+    except Exception as e:  # the cross compiler is missing here
+        pytest.skip(f"cannot build the corpus for {board.name}: {e}")
+    transport.put(exe, "tools_corpus")
+    return "./tools_corpus"
+
+
+def traced(on_board, corpus, tmp_path, opts):
+    """Run the real strace and ours with opts -o FILE on the corpus; their -f lines."""
+    _, transport, agent = on_board
+    ref = transport.run(["strace", *opts, "-o", "ref.txt", corpus], timeout=120)
+    ours = agent.run(["strace", *opts, "-o", "ours.txt", corpus])
+    assert ref.code == 0, ref.stderr.decode()
+    assert ours.code == ref.code, ours.stderr.decode()
+    for name in ("ref.txt", "ours.txt"):
+        transport.get(name, tmp_path / name)
+    return traced_lines(str(tmp_path / "ours.txt")), traced_lines(str(tmp_path / "ref.txt"))
+
+
+def comparable(lines, masked, drop_futex=True):
+    """Each process's lines: random bytes masked (getrandom), masked calls by name and result;
+    futex lines dropped (whether pthread_join waits is timing) unless drop_futex is False."""
+    out = {}
+    for label, seq in per_process(timing_free(lines)).items():
+        kept = []
+        for text in seq:
+            match = RESULT.match(text)
+            name = match.group(1) if match else None
+            if name == "futex" and drop_futex:
+                continue
+            if VOLATILE.match(text):
+                text = re.sub(r'"[^"]*"', '"..."', text)
+            elif name in masked:
+                text = "%s(...) = %s" % match.groups()
+            kept.append(text)
+        out[label] = kept
+    return out
+
+
+def diff(ref, ours):
+    lines = []
+    for label in sorted(set(ref) | set(ours)):
+        lines += difflib.unified_diff(ref.get(label, []), ours.get(label, []), f"strace {label}",
+                                      f"ours {label}", lineterm="", n=0)
+    return "\n".join(lines[:60])
+
+
+@pytest.mark.parametrize("opts", [("-f",), ("-f", *INJECT)], ids=["plain", "inject"])
+def test_strace_lines_match_the_real_strace(on_board, corpus, tmp_path, opts):
+    board = on_board[0]
+    ours, ref = traced(on_board, corpus, tmp_path, list(opts))
+    mine, theirs = comparable(ours, MASKED[board.arch]), comparable(ref, MASKED[board.arch])
+    assert len(theirs.get("P0", [])) > 40 and len(theirs) == 3, "the corpus should run 3 processes"
+    assert mine == theirs, diff(theirs, mine)
+    if INJECT[1] in opts:
+        injected = [t for seq in mine.values() for t in seq if t.endswith("EACCES (Permission denied) (INJECTED)")]
+        assert len(injected) == sum(t.endswith("(INJECTED)") for seq in theirs.values() for t in seq) > 3
+
+
+@pytest.mark.xfail(reason="decode bugs on this arch (see MASKED): futex WAIT_BITSET everywhere; clone's "
+                          "tls/child_tidptr order on arm, aarch64, riscv64; arm's set_tls, _llseek, send, "
+                          "recv, sigreturn undecoded and pwrite64's offset read from the wrong registers",
+                   strict=True)
+def test_strace_lines_of_the_masked_calls(on_board, corpus, tmp_path):
+    ours, ref = traced(on_board, corpus, tmp_path, ["-f"])
+    mine, theirs = comparable(ours, (), drop_futex=False), comparable(ref, (), drop_futex=False)
+    for label in set(mine) | set(theirs):  # when pthread_join waited in one run only
+        if sum(t.startswith("futex(") for t in mine.get(label, [])) != \
+                sum(t.startswith("futex(") for t in theirs.get(label, [])):
+            mine[label] = [t for t in mine[label] if not t.startswith("futex(")]
+            theirs[label] = [t for t in theirs[label] if not t.startswith("futex(")]
+    assert mine == theirs, diff(theirs, mine)
+
+
+# -- ftrace -------------------------------------------------------------------------------------
+
+def flight_record(on_board, tmp_path, options):
+    """start/ls //stop/show/extract/reset on the board; (kernel's trace lines, our decode of the
+    extracted pages) -- or the start's error."""
+    _, transport, agent = on_board
+    agent.run(["ftrace", "reset", "--name", "qt"])  # a previous run's leftover
+    started = agent.run(["ftrace", "start", *options, "--name", "qt"])
+    if started.code != 0:
+        return started.stderr.decode().strip(), None
+    try:
+        assert transport.run(["sh", "-c", "ls / >/dev/null"]).code == 0
+        assert agent.run(["ftrace", "stop", "--name", "qt"]).code == 0
+        shown = agent.run(["ftrace", "show", "--name", "qt"])
+        assert shown.code == 0, shown.stderr.decode()
+        transport.run(["rm", "-rf", "qt-capture", "qt-capture.tar"])
+        extracted = agent.run(["ftrace", "extract", "--name", "qt", "-o", "qt-capture"])
+        assert extracted.code == 0, extracted.stderr.decode()
+    finally:
+        reset = agent.run(["ftrace", "reset", "--name", "qt"])
+    assert reset.code == 0, reset.stderr.decode()
+    assert transport.run(["tar", "-cf", "qt-capture.tar", "qt-capture"]).code == 0
+    transport.get("qt-capture.tar", tmp_path / "capture.tar")
+    with tarfile.open(tmp_path / "capture.tar") as tar:
+        tar.extractall(tmp_path, filter="data")
+    report = subprocess.run([sys.executable, "-m", "target", "ftrace", "report", str(tmp_path / "qt-capture")],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    kernel = [line for line in shown.stdout.decode().splitlines() if not line.startswith("#")]
+    return kernel, report.stdout.splitlines()
+
+
+def first_differences(kernel, ours):
+    wrong = [(i, k, o) for i, (k, o) in enumerate(zip(kernel, ours)) if k != o]
+    return f"{len(kernel)} kernel lines, {len(ours)} ours; first differences: " + \
+        "".join(f"\n  line {i}:\n    kernel {k!r}\n    ours   {o!r}" for i, k, o in wrong[:3])
+
+
+def test_function_tracer_text_matches_the_kernel(on_board, tmp_path):
+    kernel, ours = flight_record(on_board, tmp_path, ["-p", "function", "-l", "vfs_*"])
+    assert ours is not None, f"ftrace start failed: {kernel}"
+    assert len(kernel) > 50 and any(" vfs_" in line for line in kernel)
+    assert any(line.lstrip().startswith("ls-") for line in kernel), "the workload is not in the trace"
+    assert ours == kernel, first_differences(kernel, ours)
+
+
+# Linux 6.1 lists only function and nop in an instance's available_tracers (function_graph
+# is top-level only until 6.12-ish), and set_graph_function and max_graph_depth exist only at the
+# top level even on 6.12; the flight recorder works in an instance.
+GRAPH_IN_INSTANCE = {"riscv64"}  # trixie's 6.12 kernel
+
+
+@pytest.mark.xfail(reason="the agent has no function_graph printer: funcgraph_entry/funcgraph_exit records "
+                          "print through their event format (two lines per call, the event prefix), where "
+                          "the kernel prints one ` CPU) DURATION | func();` line per leaf call", strict=True)
+def test_function_graph_text_matches_the_kernel(on_board, tmp_path):
+    if on_board[0].arch not in GRAPH_IN_INSTANCE:
+        pytest.skip("Linux 6.1 has no function_graph tracer in tracefs instances (instances/*/available_tracers: "
+                    "function nop), which the flight recorder uses")
+    kernel, ours = flight_record(on_board, tmp_path, ["-p", "function_graph", "-l", "vfs_read"])
+    assert ours is not None, f"ftrace start failed: {kernel}"
+    assert len(kernel) > 10 and all(re.match(r"^ \d\) ", line) for line in kernel), kernel[:5]
+    assert ours == kernel, first_differences(kernel, ours)
+
+
+@pytest.mark.xfail(reason="in an instance, 6.1 has no function_graph and 6.12 no set_graph_function / "
+                          "max_graph_depth; the agent fails `start` saying the kernel lacks "
+                          "CONFIG_FUNCTION_GRAPH_TRACER (it has it: the top level lists function_graph)",
+                   strict=True)
+def test_function_graph_with_roots_and_depth_starts(on_board, tmp_path):
+    kernel, ours = flight_record(on_board, tmp_path,
+                                 ["-p", "function_graph", "-g", "vfs_read", "--max-graph-depth", "3"])
+    assert ours is not None, f"ftrace start failed: {kernel}"
+    assert ours == kernel, first_differences(kernel, ours)
+
+
+# -- dmesg --------------------------------------------------------------------------------------
+
+def test_dmesg_shows_records_written_to_kmsg(on_board):
+    _, transport, agent = on_board
+    word = f"bt-qemu-{id(on_board):x}"
+    wrote = transport.run(["sh", "-c", f"echo '<3>{word} one' > /dev/kmsg && echo '<14>{word} two' > /dev/kmsg"])
+    assert wrote.code == 0, wrote.stderr.decode()
+    shown = agent.run(["dmesg", "--json"])
+    assert shown.code == 0, shown.stderr.decode()
+    records = json.loads(shown.stdout)["dmesg"]
+    mine = [(r["msg"], r["level"], r["facility"], r["pri"]) for r in records if word in r["msg"]]
+    # a record without a facility written by user space gets LOG_USER (pri 3 -> 11)
+    assert mine == [(f"{word} one", "err", "user", 11), (f"{word} two", "info", "user", 14)]
+    text = agent.run(["dmesg", "-x"])
+    assert text.code == 0, text.stderr.decode()
+    lines = [line for line in text.stdout.decode().splitlines() if word in line]
+    assert [re.sub(r"\[ *\d+\.\d+\]", "[T]", line) for line in lines] == [
+        f"user  :err   : [T] {word} one", f"user  :info  : [T] {word} two"]
+
+
+# -- a whole capture, pulled home ---------------------------------------------------------------
+
+@pytest.mark.parametrize("name", BOARDS)
+def test_capture_is_pulled_home(booted, name, tmp_path, monkeypatch, capsys):
+    board, _, _ = board_on(booted, name)
+    monkeypatch.setattr(host.qemu, "STATE", booted[1])  # open_transport finds the session's board
+    request = CaptureRequest(cmd=("ls", "/"), strace=("-f",), ftrace=("-p", "function", "-l", "vfs_*"), dmesg=True)
+    code = capture([board], request, home=tmp_path)
+    assert code == 0, capsys.readouterr().err
+    session = tmp_path / name / request.session_id
+    strace = (session / "strace.txt").read_text()
+    assert re.search(r'^(\d+ +)?execve\("[^"]*/ls", \["ls", "/"\]', strace, re.M), strace[:300]
+    ftrace = (session / "ftrace.txt").read_text().splitlines()
+    assert any(re.search(r": vfs_\w+ <-", line) for line in ftrace), ftrace[:5]
+    assert (session / "trace.dat").read_bytes()[:10] == b"\x17\x08Dtracing"
+    assert "Linux version" in (session / "dmesg.txt").read_text()
