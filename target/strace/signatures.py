@@ -264,11 +264,13 @@ class Clone(object):
             else:
                 vals.append(Named(name, int_ref(call, addr)
                                   if not (flags & 0x1000) else Ptr(addr)))
+        # strace prints them in the ABI's argument order
+        tail = []
         if flags & (0x1000000 | 0x200000):
-            vals.append(Named("child_tidptr", Ptr(call.args[ci])))
+            tail.append((ci, Named("child_tidptr", Ptr(call.args[ci]))))
         if flags & 0x80000:
-            vals.append(Named("tls", Ptr(call.args[ti])))
-        return vals
+            tail.append((ti, Named("tls", Ptr(call.args[ti]))))
+        return vals + [value for _, value in sorted(tail, key=lambda t: t[0])]
 
 
 def signal_name_or_num(n):
@@ -421,7 +423,7 @@ class Futex(object):
         if cmd in (0, 9, 11):  # WAIT, WAIT_BITSET, WAIT_REQUEUE_PI
             vals.append(structs.timespec(call, call.args[3]))
             if cmd == 9:
-                vals += [Ptr(call.args[4]), Hex(call.uint(5))]
+                vals.append(_futex_bitset(call.uint(5)))
             elif cmd == 11:
                 vals.append(Ptr(call.args[4]))
         elif cmd in (1, 7, 8):
@@ -429,8 +431,7 @@ class Futex(object):
         elif cmd in (6, 13):
             vals[2:] = [structs.timespec(call, call.args[3])]
         elif cmd == 10:  # WAKE_BITSET
-            vals += [Ptr(call.args[3]) if call.args[3] else NULL, Ptr(call.args[4]),
-                     Hex(call.uint(5))]
+            vals.append(_futex_bitset(call.uint(5)))
         elif cmd in (3, 4, 12):
             vals += [Int(call.uint(3)), Ptr(call.args[4])]
             if cmd != 3:
@@ -441,6 +442,11 @@ class Futex(object):
 
     def exit(self, call):
         return []
+
+
+def _futex_bitset(value):
+    """strace names the all-ones bitset (what glibc always passes)."""
+    return Const("FUTEX_BITSET_MATCH_ANY" if value == 0xFFFFFFFF else None, value, "%#x")
 
 
 class Execve(object):
