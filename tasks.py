@@ -401,4 +401,16 @@ def report(c, session_dir, open=False):
         webbrowser.open(path.resolve().as_uri())
 
 
+@task(help={"session_a": "the first pulled session: sessions/<board>/<id>",
+            "session_b": "the session to compare with it",
+            "out": "the page to write (default: SESSION_B/diff.html)",
+            "top": "rows per section in the terminal (default 20; diff.html has them all)"})
+@one_line_errors
+def diff(c, session_a, session_b, out=None, top=20):
+    """Compare two sessions: new kernel warnings, missing probe messages, initcall times, syscalls, ftrace events."""
+    from host.diff import diff_sessions
+
+    print(diff_sessions(session_a, session_b, out, int(top)))
+
+
 ns = _namespace()  # last: every task above is in it
