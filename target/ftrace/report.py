@@ -5,7 +5,7 @@ import json
 import sys
 
 from target.cli import AgentError, Parser
-from target.ftrace import decode
+from target.ftrace import decode, graph
 
 
 def parse_args(argv):
@@ -50,7 +50,11 @@ def main(argv):
             counts[item["type"]] += 1
             write(dumps(item) + "\n")
     else:
-        for line in decode.text_lines(capture, args.cpu):
+        if capture.meta.get("tracer") == "function_graph":
+            lines = graph.text_lines(capture, args.cpu)
+        else:
+            lines = decode.text_lines(capture, args.cpu)
+        for line in lines:
             if line.startswith("CPU:"):
                 _count_marker(line, counts)
             write(line + "\n")

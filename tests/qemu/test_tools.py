@@ -172,16 +172,18 @@ def test_function_tracer_text_matches_the_kernel(on_board, tmp_path):
 GRAPH_IN_INSTANCE = {"riscv64"}  # trixie's 6.12 kernel
 
 
-@pytest.mark.xfail(reason="the agent has no function_graph printer: funcgraph_entry/funcgraph_exit records "
-                          "print through their event format (two lines per call, the event prefix), where "
-                          "the kernel prints one ` CPU) DURATION | func();` line per leaf call", strict=True)
 def test_function_graph_text_matches_the_kernel(on_board, tmp_path):
     if on_board[0].arch not in GRAPH_IN_INSTANCE:
         pytest.skip("Linux 6.1 has no function_graph tracer in tracefs instances (instances/*/available_tracers: "
                     "function nop), which the flight recorder uses")
-    kernel, ours = flight_record(on_board, tmp_path, ["-p", "function_graph", "-l", "vfs_read"])
+    # nested calls, not only leaves
+    kernel, ours = flight_record(on_board, tmp_path, ["-p", "function_graph", "-l", "vfs_*", "-l", "rw_verify_area",
+                                                      "-l", "ksys_read", "-l", "security_file_permission",
+                                                      "-l", "*_read_iter"])
     assert ours is not None, f"ftrace start failed: {kernel}"
-    assert len(kernel) > 10 and all(re.match(r"^ \d\) ", line) for line in kernel), kernel[:5]
+    # graph lines, task-switch separators and the empty line after them
+    assert len(kernel) > 10 and all(re.match(r"^( \d\) | -{42}$|$)", line) for line in kernel), kernel[:5]
+    assert any(line.endswith("{") for line in kernel), kernel[:20]
     assert ours == kernel, first_differences(kernel, ours)
 
 
