@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 from host.capture import CaptureRequest, follow, goes_on, start, stop
+from host.deploy import DeployedAgent, deploy
 from host.errors import BoardtraceError, ConnectionLost
 from host.fleet import BoardRun, Outcome, run_on_boards
 from host.profiles import Board
 from host.progress import describe, size_text
 from host.pull import HOME, Pulled, local_sessions, pull, relative
-from host.deploy import DeployedAgent, deploy
 from host.transport import open_transport
 
 
@@ -23,11 +23,7 @@ def capture(boards: list[Board], request: CaptureRequest, home: Path = HOME,
     def job(run: BoardRun) -> str:
         agent = run.deploy()
         run.on_interrupt = lambda: stop(agent, request.session_id)
-        try:
-            start(agent, request)
-            follow(agent, request.session_id, run.progress)
-        except ConnectionLost as e:
-            raise goes_on(e, run.board.name, request.session_id) from None
+        _until_done(run, agent, request.session_id, request)
         run.on_interrupt = None
         return _pulled_text(pull(agent, request.session_id, home, run.progress))
 
@@ -39,13 +35,22 @@ def pull_session(board: Board, session_id: str, home: Path = HOME, trust_new_hos
 
     def job(run: BoardRun) -> str:
         agent = run.deploy()
-        try:
-            follow(agent, session_id, run.progress)
-        except ConnectionLost as e:
-            raise goes_on(e, run.board.name, session_id) from None
+        _until_done(run, agent, session_id)
         return _pulled_text(pull(agent, session_id, home, run.progress))
 
     return _report(run_on_boards([board], job, trust_new_host_key))
+
+
+def _until_done(run: BoardRun, agent: DeployedAgent, session_id: str,
+                request: CaptureRequest | None = None) -> None:
+    """Start the session (given a request), then follow it to its end. A dropped connection
+    is an error that says the session goes on and how to fetch it."""
+    try:
+        if request is not None:
+            start(agent, request)
+        follow(agent, session_id, run.progress)
+    except ConnectionLost as e:
+        raise goes_on(e, run.board.name, session_id) from None
 
 
 def _pulled_text(pulled: Pulled) -> str:

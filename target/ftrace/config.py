@@ -120,6 +120,11 @@ def set_clock(sess, clock):
 
 def set_tracer(sess, tracer):
     listed = sess.instance.read("available_tracers").split()
+    if tracer not in listed and sess.instance.path != sess.top.path and \
+            tracer in sess.top.read("available_tracers").split():
+        raise AgentError("tracer %r is built in but this kernel does not offer it in tracefs "
+                         "instances (they have: %s); recording at the top level is not supported "
+                         "yet" % (tracer, " ".join(listed)))
     if tracer not in listed:
         config = sessions.TRACER_CONFIG.get(tracer)
         raise AgentError("tracer %r is not built into this kernel%s; available: %s" % (
