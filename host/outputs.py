@@ -164,23 +164,16 @@ def _new_counts() -> dict[str, int]:
 
 
 def _write_ftrace_text(capture: Any, out: Path) -> dict[str, int]:
-    """`agent ftrace report DIR` stdout (target/ftrace/report.py main), streamed."""
-    from target.ftrace import decode, report
+    """`agent ftrace report DIR` stdout (target/ftrace/report.py), streamed."""
+    from target.ftrace import report
     counts = _new_counts()
-    count_marker = report._count_marker
-    with _part(out, "w") as f:
-        batch: list[str] = []
-        for line in decode.text_lines(capture):
+
+    def lines() -> Iterator[str]:
+        for line in report.text_lines(capture):
             if line.startswith("CPU:"):
-                count_marker(line, counts)
-            batch.append(line)
-            if len(batch) >= BATCH:
-                batch.append("")
-                f.write("\n".join(batch))
-                batch = []
-        if batch:
-            batch.append("")
-            f.write("\n".join(batch))
+                report.count_marker(line, counts)
+            yield line
+    _write_lines(out, lines())
     return counts
 
 
@@ -191,11 +184,21 @@ def _write_ftrace_json(capture: Any, out: Path) -> dict[str, int]:
     from target.ftrace import decode
     counts = _new_counts()
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    with _part(out, "w") as f:
-        batch: list[str] = []
+
+    def lines() -> Iterator[str]:
         for item in decode.json_items(capture):
             counts[item["type"]] += 1
-            batch.append(dumps(item))
+            yield dumps(item)
+    _write_lines(out, lines())
+    return counts
+
+
+def _write_lines(out: Path, lines: Iterator[str]) -> None:
+    """The lines, newline-terminated, written BATCH at a time to out (atomically)."""
+    with _part(out, "w") as f:
+        batch: list[str] = []
+        for line in lines:
+            batch.append(line)
             if len(batch) >= BATCH:
                 batch.append("")
                 f.write("\n".join(batch))
@@ -203,7 +206,6 @@ def _write_ftrace_json(capture: Any, out: Path) -> dict[str, int]:
         if batch:
             batch.append("")
             f.write("\n".join(batch))
-    return counts
 
 
 def _reason(e: BaseException) -> str:

@@ -50,13 +50,9 @@ def main(argv):
             counts[item["type"]] += 1
             write(dumps(item) + "\n")
     else:
-        if capture.meta.get("tracer") == "function_graph":
-            lines = graph.text_lines(capture, args.cpu)
-        else:
-            lines = decode.text_lines(capture, args.cpu)
-        for line in lines:
+        for line in text_lines(capture, args.cpu):
             if line.startswith("CPU:"):
-                _count_marker(line, counts)
+                count_marker(line, counts)
             write(line + "\n")
     out.flush()
     for note in summary(capture, counts):
@@ -64,7 +60,14 @@ def main(argv):
     return 0
 
 
-def _count_marker(line, counts):
+def text_lines(capture, cpus=None):
+    """The kernel's `trace` text of a capture: function_graph's own format for that tracer."""
+    if capture.meta.get("tracer") == "function_graph":
+        return graph.text_lines(capture, cpus)
+    return decode.text_lines(capture, cpus)
+
+
+def count_marker(line, counts):
     if "[LOST" in line:
         counts["lost"] += 1
     elif "[CORRUPT" in line:

@@ -283,7 +283,16 @@ def raw_exit(pid, func, depth, calltime, rettime):
     return struct.pack("<HBBiQiIQQ", 10, 0, 0, pid, func, depth, 0, calltime, rettime)
 
 
-def test_report_prints_the_graph_for_a_function_graph_capture(tmp_path):
+GRAPH_LINES = [
+    " 0)               |  vfs_read() {",
+    " 0)   0.500 us    |    rw_verify_area();",
+    " 0) ! 262.000 us  |  }",
+]
+
+
+def write_graph_capture(directory):
+    """A function_graph capture directory of one nested call: vfs_read -> rw_verify_area."""
+    tmp_path = directory
     data = b"".join([
         record(raw_entry(123, VFS_READ, 0), 0),
         record(raw_entry(123, RW_VERIFY, 1), 100),
@@ -301,14 +310,14 @@ def test_report_prints_the_graph_for_a_function_graph_capture(tmp_path):
             "clock": "mono", "tracer": "function_graph", "events": [], "kernel": "6.12.0",
             "long_size": 8, "big_endian": False, "lost": {"0": 0}}
     (tmp_path / "meta.json").write_text(json.dumps(meta))
+
+
+def test_report_prints_the_graph_for_a_function_graph_capture(tmp_path):
+    write_graph_capture(tmp_path)
     out = io.StringIO()
     with redirect_stdout(out):
         assert report.main([str(tmp_path)]) == 0
-    assert out.getvalue().splitlines() == [
-        " 0)               |  vfs_read() {",
-        " 0)   0.500 us    |    rw_verify_area();",
-        " 0) ! 262.000 us  |  }",
-    ]
+    assert out.getvalue().splitlines() == GRAPH_LINES
     # JSON output stays one object per event
     out = io.StringIO()
     with redirect_stdout(out):

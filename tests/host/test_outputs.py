@@ -171,3 +171,13 @@ def test_rendering_twice_gives_the_same_files(session):
     assert {p: p.read_bytes() for p in second.files} == contents
     assert sorted(p.name for p in session.iterdir()) == sorted(OUTPUTS + ("dmesg.kmsg",
                                                                           "ftrace"))
+
+
+def test_a_function_graph_capture_renders_as_the_graph(tmp_path):
+    from tests.agent.test_ftrace_graph import GRAPH_LINES, write_graph_capture
+
+    (tmp_path / "ftrace").mkdir()
+    write_graph_capture(tmp_path / "ftrace")
+    render_session(tmp_path)
+    assert (tmp_path / "ftrace.txt").read_text().splitlines() == GRAPH_LINES
+    assert len((tmp_path / "ftrace.jsonl").read_text().splitlines()) == 4
