@@ -80,8 +80,11 @@ def mask_text(text, pids):
     text = re.sub(r"(si_[us]time)=\d+", r"\1=T", text)      # CPU times of the child
     text = re.sub(r"^.*wait4\(-1, .*WNOHANG.*ECHILD.*\n", "", text, flags=re.M)   # timing
     text = re.sub(r"^((?:\d+ +|\[pid +\d+\] )?getppid\(\) +=) \d+$", r"\1 PPID", text, flags=re.M)  # the tracer
+    # only where a pid stands (a line's prefix, [pid N], a return value, si_pid=, a pid argument):
+    # a pid such as 8192 must not mask a size
+    where = r"(?:^|(?<=\[pid )|(?<== )|(?<=si_pid=)|(?<=wait4\()|(?<=kill\()|(?<=<\.\.\. )|(?<=\+\+\+ ))"
     for n, pid in enumerate(sorted(pids)):
-        text = re.sub(r"\b%d\b" % pid, "PID%d" % n, text)
+        text = re.sub(where + r"%d\b" % pid, "PID%d" % n, text, flags=re.M)
     return text
 
 
