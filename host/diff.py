@@ -29,7 +29,7 @@ from markupsafe import Markup
 
 from host.errors import BoardtraceError
 from host.report import TEMPLATES, DmesgRecord, Facts, Session, load_session
-from target.dmesg.record import FACILITIES, LEVELS
+from target.dmesg.record import facility_name, level_name
 
 DIFF = "diff.html"
 TEMPLATE = "diff.html.j2"
@@ -114,11 +114,11 @@ class LogLine:
 
     @property
     def level_name(self) -> str:
-        return LEVELS[self.level]
+        return level_name(self.level)
 
     @property
     def facility_name(self) -> str:
-        return FACILITIES[self.facility] if self.facility < len(FACILITIES) else str(self.facility)
+        return facility_name(self.facility) or str(self.facility)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from markupsafe import Markup
 from host.capture import DEFAULT_FTRACE, DEFAULT_STRACE
 from host.clocks import printk_offset_ns
 from host.errors import BoardtraceError
-from target.dmesg.record import FACILITIES, LEVELS, parse_kmsg
+from target.dmesg.record import LEVELS, facility_name, level_name, parse_kmsg
 
 REPORT = "report.html"
 TEMPLATES = Path(__file__).with_name("templates")
@@ -93,11 +93,11 @@ class DmesgRecord:
 
     @property
     def level_name(self) -> str:
-        return LEVELS[self.level]
+        return level_name(self.level)
 
     @property
     def facility_name(self) -> str:
-        return FACILITIES[self.facility] if self.facility < len(FACILITIES) else str(self.facility)
+        return facility_name(self.facility) or str(self.facility)
 
 
 @dataclass
