@@ -211,7 +211,7 @@ def do_record(top, args):
     out = args.out or default_out()
     if os.path.isdir(out) and os.listdir(out):
         raise AgentError("%s exists and is not empty" % out)
-    with sessions.Session(top) as sess:
+    with sessions.Session(top, tracer=config.tracer_name(args)) as sess:
         events, child, go = configure(sess, args)
         tracer = config.tracer_name(args)
         info = {"tracer": tracer, "events": events, "clock": args.clock,
@@ -250,7 +250,7 @@ def summary(out, meta, sess):
 
 
 def do_stream(top, args):
-    with sessions.Session(top) as sess:
+    with sessions.Session(top, tracer=config.tracer_name(args)) as sess:
         _, child, go = configure(sess, args)
         stop = Stopper(sess, args.duration, child)
         sess.defer = True
@@ -292,18 +292,26 @@ def keep_name(name):
 
 
 def existing(top, name):
+    """The flight recorder's instance, or the top level for one that runs there."""
     inst = top.instance(keep_name(name))
-    if not os.path.isdir(inst.path):
-        raise AgentError("no flight recorder %r (start one with `ftrace start --name %s`)"
-                         % (name, name))
-    return inst
+    if os.path.isdir(inst.path):
+        return inst
+    if sessions.keep_at_top(keep_name(name)):
+        return top
+    raise AgentError("no flight recorder %r (start one with `ftrace start --name %s`)"
+                     % (name, name))
+
+
+def keep_names(top):
+    """The flight recorders: those in instances and those at the top level."""
+    return sorted(set(n for n in sessions.ours(top) + sessions.journaled()
+                      if n.startswith(sessions.KEEP)))
 
 
 def do_start(top, args):
-    sess = sessions.Session(top, keep_name(args.name))
-    sess.allow_top = False
+    sess = sessions.Session(top, keep_name(args.name), tracer=config.tracer_name(args))
     sess.catch_signals()
-    if os.path.isdir(sess.instance.path):
+    if keep_name(args.name) in keep_names(top):
         raise AgentError("flight recorder %r is running already (ftrace reset --name %s)"
                          % (args.name, args.name))
     ok = False
@@ -351,11 +359,13 @@ def do_reset(top, args):
         existing(top, args.name)
         names = [keep_name(args.name)]
     else:
-        names = [n for n in sessions.ours(top) if n.startswith(sessions.KEEP)]
+        names = keep_names(top)
     removed = sessions.remove_stale(top)
     for name in names:
         try:
-            sessions.remove_instance(top, name)
+            if os.path.isdir(top.instance(name).path):
+                sessions.remove_instance(top, name)
+            sessions.replay_journal(top, name)
             removed.append(name)
         except OSError as e:
             raise AgentError("cannot remove %s: %s" % (name, probe.classify(e.errno)))

@@ -86,8 +86,8 @@ def apply(sess, args, pids=()):
     """Configure the session's instance from args (tracing stays off). Returns the list of
     enabled events as 'system:event'."""
     sess.write("tracing_on", "0", undo=("0", False))
-    if args.buffer_kb:
-        sess.write("buffer_size_kb", str(args.buffer_kb))
+    if args.buffer_kb or sess.buffer_kb:
+        sess.write("buffer_size_kb", str(args.buffer_kb or sess.buffer_kb))
     set_clock(sess, args.clock)
     tracer = tracer_name(args)
     set_tracer(sess, tracer)
@@ -120,11 +120,6 @@ def set_clock(sess, clock):
 
 def set_tracer(sess, tracer):
     listed = sess.instance.read("available_tracers").split()
-    if tracer not in listed and sess.instance.path != sess.top.path and \
-            tracer in sess.top.read("available_tracers").split():
-        raise AgentError("tracer %r is built in but this kernel does not offer it in tracefs "
-                         "instances (they have: %s); recording at the top level is not supported "
-                         "yet" % (tracer, " ".join(listed)))
     if tracer not in listed:
         config = sessions.TRACER_CONFIG.get(tracer)
         raise AgentError("tracer %r is not built into this kernel%s; available: %s" % (

@@ -173,7 +173,8 @@ def write_metadata(top, instance, out, info):
         "cpus": info["cpus"], "clock": info["clock"], "tracer": info["tracer"],
         "events": events, "kernel": os.uname().release, "arch": interpreter_arch(),
         "long_size": long_size(top), "big_endian": sys.byteorder == "big",
-        "lost": losses, "instance": os.path.basename(instance.path),
+        "lost": losses,
+        "instance": None if instance.path == top.path else os.path.basename(instance.path),
         "start_monotonic_ns": info["start_monotonic_ns"],
         "stop_monotonic_ns": info["stop_monotonic_ns"],
     }

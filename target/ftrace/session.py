@@ -14,6 +14,10 @@ instance are undone by removing the instance (or, if that fails, one by one); wr
 had to go to the top level because this kernel has no per-instance file are undone one by
 one at exit, newest first. The top-level ones are also kept in a journal file (JOURNALS),
 so that when the owner is SIGKILLed the next session undoes them along with its instance.
+
+Top-level sessions. A tracer the kernel offers only at the top level (function_graph before
+Linux 6.6 or so) cannot run in an instance: such a session has no instance and works at the
+top level, every write journaled and undone, and only when nobody else uses the top level.
 """
 
 import errno
@@ -118,19 +122,48 @@ def replay_journal(tracefs, name):
     os.unlink(path)
 
 
+def journaled():
+    """Names of the sessions that have a top-level journal."""
+    names = set()
+    for where in JOURNALS:
+        try:
+            names.update(n[:-len(".undo")] for n in os.listdir(where) if n.endswith(".undo"))
+        except OSError:
+            pass
+    return sorted(names)
+
+
 def remove_stale(tracefs):
-    """Remove the instances of dead owners (sessions and probes), undoing the top-level
-    writes they journaled. Returns their names."""
+    """Remove the instances of dead owners (sessions and probes) and undo the top-level
+    writes they journaled (top-level sessions have only those). Returns their names."""
     removed = probe.remove_stale(tracefs)
-    for name in tracefs.instances():
+    for name in sorted(set(tracefs.instances()) | set(journaled())):
         if OWNED.match(name) and not owner_alive(name):
             try:
-                remove_instance(tracefs, name)
+                if os.path.isdir(tracefs.instance(name).path):
+                    remove_instance(tracefs, name)
                 replay_journal(tracefs, name)
                 removed.append(name)
             except (OSError, ValueError):
                 pass
     return removed
+
+
+def top_level_user(tracefs):
+    """Why the top level is in use by someone (a tracer, enabled events), or None."""
+    tracer = tracefs.read("current_tracer").strip()
+    if tracer != "nop":
+        return "its current_tracer is %s" % tracer
+    events = tracefs.read("set_event").split()
+    if events:
+        return "events are enabled there (%s%s)" % (
+            " ".join(events[:3]), " ..." if len(events) > 3 else "")
+    return None
+
+
+def keep_at_top(name):
+    """Whether flight recorder instance name runs at the top level (a journal, no instance)."""
+    return name in journaled()
 
 
 def remove_instance(tracefs, name):
@@ -166,29 +199,37 @@ def normalize(name, text):
     if base == "trace_clock":
         return re.search(r"\[(\S+)\]", text).group(1)
     if base == "buffer_size_kb":
-        return text.split()[0]
+        # "7 (expanded: 1408)": the boot-time placeholder; tracing expands it to 1408
+        expanded = re.search(r"expanded: (\d+)", text)
+        return expanded.group(1) if expanded else text.split()[0]
+    if base == "filter" and text.strip() == "none":
+        return "0"
     lines = [line for line in text.splitlines()
              if line.strip() and not line.startswith("#") and line.strip() != "no pid"]
     return " ".join(lines) if lines else ""
 
 
 class Session:
-    """A private instance plus the journal that undoes everything written for it."""
+    """A private instance (or the top level, see above) plus the journal that undoes
+    everything written for it. tracer: the one the session will set, to choose where."""
 
-    def __init__(self, tracefs, name=None):
+    def __init__(self, tracefs, name=None, tracer="nop"):
         self.top = tracefs
         self.name = name or own_name()
+        self.tracer = tracer
         self.instance = tracefs.instance(self.name)
+        self.top_level = False
+        self.buffer_kb = None  # a buffer size the session needs unless -b gives one
         self.journal = []  # (Tracefs, file, undo value, append)
         self.notes = []
         self.stopping = None  # the signal that asked to stop
         self.defer = False
         self.old_handlers = {}
         self.created = False
-        self.allow_top = True  # False for instances that outlive us: nobody would undo
 
-    def create(self, keep=False):
-        """Remove stale instances, then make ours. keep: reuse it if it exists."""
+    def create(self):
+        """Remove stale instances, then make ours, or go to the top level when the tracer
+        exists only there."""
         self.stale = remove_stale(self.top)
         if not os.path.isdir(os.path.join(self.top.path, "instances")):
             raise AgentError("no tracefs instances/ at %s (kernel older than 3.10?): "
@@ -196,20 +237,43 @@ class Session:
         try:
             os.mkdir(self.instance.path)
         except FileExistsError:
-            if not keep:
-                raise AgentError("instance %s exists already" % self.name)
+            raise AgentError("instance %s exists already" % self.name) from None
         except OSError as e:
             raise AgentError("cannot create instance %s: %s" % (
                 self.instance.path, probe.classify(e.errno))) from None
         self.created = True
+        if self.tracer not in self.instance.read("available_tracers").split() and \
+                self.tracer in self.top.read("available_tracers").split():
+            self.move_to_top()
         return self
+
+    def move_to_top(self):
+        fresh_kb = int(normalize("buffer_size_kb", self.instance.read("buffer_size_kb")))
+        remove_instance(self.top, self.name)
+        self.created = False
+        busy = top_level_user(self.top)
+        if busy:
+            raise AgentError("this kernel offers the %s tracer only at the top level of "
+                             "tracefs, and the top level is in use: %s (`trace-cmd reset` "
+                             "frees it)" % (self.tracer, busy))
+        self.instance, self.top_level, self.created = self.top, True, True
+        self.keep_journal(None, None)  # marks the top level as ours even before a write
+        self.top.write("trace", "")    # what the buffer held is not ours to record
+        self.notes.append("the %s tracer exists only at the top level of this kernel's "
+                          "tracefs: recording there (its buffer was cleared; every setting is "
+                          "restored when the session ends)" % self.tracer)
+        top_kb = int(normalize("buffer_size_kb", self.top.read("buffer_size_kb")))
+        if top_kb < fresh_kb:
+            # e.g. 7 KB: the boot-time placeholder stays once any instance was made
+            self.buffer_kb = fresh_kb
+            self.notes.append("the top-level buffer has %d KB per CPU: %d KB (an instance's) "
+                              "while we record" % (top_kb, fresh_kb))
 
     # -- writing -----------------------------------------------------------------------
 
     def where(self, name, top_ok=True):
         """The directory that has this file: the instance, else the top level (noted)."""
-        if self.instance.exists(name) or not (top_ok and self.allow_top) \
-                or not self.top.exists(name):
+        if self.instance.exists(name) or not top_ok or not self.top.exists(name):
             return self.instance
         self.notes.append("%s is not per instance on this kernel: set at the top level "
                           "and restored at exit" % name)
@@ -217,13 +281,14 @@ class Session:
 
     def write(self, name, value, append=False, undo=None, top_ok=True, config=None):
         """Write value to name, recording how to undo it. undo: (value, append) to write
-        back, by default the file's current value. Failures raise AgentError."""
+        back; by default, and at the top level unless it appends, the file's current value.
+        Failures raise AgentError."""
         target = self.where(name, top_ok)
         if not target.exists(name):
             e = OSError(errno.ENOENT, "no such file")
             raise AgentError(explain(e, target.file(name), value, config=config))
         try:
-            if undo is None:
+            if undo is None or target is self.top and not undo[1]:
                 undo = (normalize(name, target.read(name)), False)
             target.write(name, value, append=append)
         except OSError as e:
@@ -234,11 +299,14 @@ class Session:
             self.keep_journal(name, undo)
 
     def keep_journal(self, name, undo):
-        """A top-level write, on disk too: a SIGKILLed session cannot undo it itself."""
+        """A top-level write, on disk too: a SIGKILLed session cannot undo it itself.
+        name None: only make sure the journal exists."""
         path = journal_path(self.name)
         if path is not None:
             with open(path, "a") as f:
-                f.write(json.dumps({"file": name, "value": undo[0], "append": undo[1]}) + "\n")
+                if name is not None:
+                    f.write(json.dumps({"file": name, "value": undo[0],
+                                        "append": undo[1]}) + "\n")
 
     def undo(self, instance_too):
         """Undo the journal, newest first; returns the failures as lines."""
@@ -258,18 +326,19 @@ class Session:
         self.defer = True
         failures = []
         removed = False
-        if self.created and remove:
+        if self.created and remove and not self.top_level:
             try:
                 remove_instance(self.top, self.name)
                 removed = True
             except OSError as e:
                 failures.append("remove %s: %s" % (self.instance.path, os.strerror(e.errno)))
-        failures += self.undo(instance_too=not removed and remove)
-        if not remove:
-            self.journal = []
-        path = journal_path(self.name)
-        if path is not None and os.path.exists(path):
-            os.unlink(path)
+        if remove:
+            failures += self.undo(instance_too=not removed)
+            path = journal_path(self.name)
+            if path is not None and os.path.exists(path):
+                os.unlink(path)
+        else:
+            self.journal = []  # it outlives us: its on-disk journal is for `ftrace reset`
         self.restore_signals()
         return failures
 

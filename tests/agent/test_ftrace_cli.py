@@ -71,23 +71,6 @@ def test_function_tracer_refusal_is_explained(tracefs_dir, tmp_path):
     assert result["reason"].split(":")[0] in done.stderr
 
 
-def test_a_tracer_only_the_top_level_offers_is_explained(tracefs_dir, tmp_path):
-    top = set(tracefs.Tracefs(tracefs_dir).read("available_tracers").split())
-    os.mkdir(os.path.join(tracefs_dir, "instances", "bt-test-tracers"))
-    try:
-        inside = set(tracefs.Tracefs(tracefs_dir).instance("bt-test-tracers").read("available_tracers").split())
-    finally:
-        os.rmdir(os.path.join(tracefs_dir, "instances", "bt-test-tracers"))
-    only_top = sorted(top - inside)
-    if not only_top:
-        pytest.skip("every tracer of this kernel works in instances too")
-    before = top_state(tracefs_dir)
-    done = ftrace(tracefs_dir, "record", "-o", str(tmp_path / "c"), "-p", only_top[0], "--", "/bin/true")
-    assert done.returncode == 1 and len(done.stderr.splitlines()) == 1, done.stderr
-    assert "is built in but this kernel does not offer it in tracefs instances" in done.stderr
-    assert top_state(tracefs_dir) == before
-
-
 def test_without_ftrace(tmp_path):
     done = ftrace(str(tmp_path), "list")
     assert done.returncode == 1

@@ -194,7 +194,10 @@ def test_remove_stale_keeps_live_and_foreign(tracefs_dir):
 
 @pytest.mark.parametrize("name,text,value", [
     ("trace_clock", "local global [mono] boot\n", "mono"),
-    ("buffer_size_kb", "7 (expanded: 1408)\n", "7"),
+    ("buffer_size_kb", "7 (expanded: 1408)\n", "1408"),
+    ("buffer_size_kb", "2048\n", "2048"),
+    ("filter", "none\n", "0"),
+    ("filter", "prev_pid != 0\n", "prev_pid != 0"),
     ("set_ftrace_pid", "no pid\n", ""),
     ("set_ftrace_filter", "#### all functions enabled ####\n", ""),
     ("set_event_pid", "12\n34\n", "12 34"),

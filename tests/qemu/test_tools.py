@@ -127,6 +127,7 @@ def flight_record(on_board, tmp_path, options):
     extracted pages) -- or the start's error."""
     _, transport, agent = on_board
     agent.run(["ftrace", "reset", "--name", "qt"])  # a previous run's leftover
+    top_before = top_level_state(transport)
     started = agent.run(["ftrace", "start", *options, "--name", "qt"])
     if started.code != 0:
         return started.stderr.decode().strip(), None
@@ -141,6 +142,7 @@ def flight_record(on_board, tmp_path, options):
     finally:
         reset = agent.run(["ftrace", "reset", "--name", "qt"])
     assert reset.code == 0, reset.stderr.decode()
+    assert top_level_state(transport) == top_before
     assert transport.run(["tar", "-cf", "qt-capture.tar", "qt-capture"]).code == 0
     transport.get("qt-capture.tar", tmp_path / "capture.tar")
     with tarfile.open(tmp_path / "capture.tar") as tar:
@@ -150,6 +152,13 @@ def flight_record(on_board, tmp_path, options):
     assert report.returncode == 0, report.stderr
     kernel = [line for line in shown.stdout.decode().splitlines() if not line.startswith("#")]
     return kernel, report.stdout.splitlines()
+
+
+def top_level_state(transport):
+    shown = transport.run(["sh", "-c", "cd /sys/kernel/tracing && cat tracing_on current_tracer set_event "
+                                       "trace_clock set_graph_function max_graph_depth"])
+    assert shown.code == 0, shown.stderr.decode()
+    return shown.stdout.decode()
 
 
 def first_differences(kernel, ours):
@@ -166,16 +175,11 @@ def test_function_tracer_text_matches_the_kernel(on_board, tmp_path):
     assert ours == kernel, first_differences(kernel, ours)
 
 
-# Linux 6.1 lists only function and nop in an instance's available_tracers (function_graph
-# is top-level only until 6.12-ish), and set_graph_function and max_graph_depth exist only at the
-# top level even on 6.12; the flight recorder works in an instance.
-GRAPH_IN_INSTANCE = {"riscv64"}  # trixie's 6.12 kernel
-
+# Linux 6.1 lists only function and nop in an instance's available_tracers: function_graph runs
+# at the top level there (the same path tests/agent/test_ftrace_top_level.py takes with blk).
+# riscv64's 6.12 has it in instances, but set_graph_function and max_graph_depth only at the top.
 
 def test_function_graph_text_matches_the_kernel(on_board, tmp_path):
-    if on_board[0].arch not in GRAPH_IN_INSTANCE:
-        pytest.skip("Linux 6.1 has no function_graph tracer in tracefs instances (instances/*/available_tracers: "
-                    "function nop), which the flight recorder uses")
     # nested calls, not only leaves
     kernel, ours = flight_record(on_board, tmp_path, ["-p", "function_graph", "-l", "vfs_*", "-l", "rw_verify_area",
                                                       "-l", "ksys_read", "-l", "security_file_permission",
@@ -187,13 +191,15 @@ def test_function_graph_text_matches_the_kernel(on_board, tmp_path):
     assert ours == kernel, first_differences(kernel, ours)
 
 
-@pytest.mark.xfail(reason="in an instance, 6.1 has no function_graph and 6.12 no set_graph_function / "
-                          "max_graph_depth, and the agent does not record at the top level yet (it says so)",
-                   strict=True)
-def test_function_graph_with_roots_and_depth_starts(on_board, tmp_path):
+def test_function_graph_with_roots_and_depth(on_board, tmp_path):
     kernel, ours = flight_record(on_board, tmp_path,
                                  ["-p", "function_graph", "-g", "vfs_read", "--max-graph-depth", "3"])
     assert ours is not None, f"ftrace start failed: {kernel}"
+    calls = [line for line in kernel if line.endswith(("{", ";"))]
+    assert any(line.endswith("vfs_read() {") for line in calls), kernel[:20]
+    # depth 3 below the root: no call is indented more than the root's three levels
+    depths = sorted({len(line.split("|", 1)[1]) - len(line.split("|", 1)[1].lstrip()) for line in calls})
+    assert len(depths) <= 3, depths
     assert ours == kernel, first_differences(kernel, ours)
 
 
