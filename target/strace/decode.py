@@ -303,6 +303,26 @@ def _off(call, i, p):
     return Int(call.long(i))
 
 
+def _signed64(v):
+    return v - (1 << 64) if v >> 63 else v
+
+
+def _loff(call, i, p):
+    """A 64-bit offset (loff_t): on 32-bit ABIs two registers, the low word first."""
+    if call.word == 8:
+        return Int(call.long(i))
+    return Int(_signed64(call.uint(i) | call.uint(i + 1) << 32))
+
+
+def _hilo(call, i, p):
+    """_llseek's offset: offset_high, then offset_low."""
+    return Int(_signed64(call.uint(i) << 32 | call.uint(i + 1)))
+
+
+def _loffp(call, i, p):
+    return int_ref(call, call.args[i], "<q")
+
+
 def _wbuf(call, i, p):
     return structs.buffer(call, call.args[i], call.args[int(p)])
 
@@ -574,7 +594,8 @@ ARG_TYPES = {
     "fd": _fd, "dirfd": _dirfd, "path": _path, "str": _str, "d": _int, "u": _uint,
     "ld": _long, "lu": _ulong, "x": _hex, "pgoff": _pgoff, "p": _ptr, "mode": _mode, "umode": _umode,
     "F": _flags, "F64": _flags64, "omode": _omode, "newaddr": _mremap_addr, "oflags0": _oflags_only, "C": _const, "oflags": _oflags, "prot": _prot,
-    "mapflags": _mapflags, "sig": _sig, "off": _off, "wbuf": _wbuf, "iov": _iov, "ts": _ts,
+    "mapflags": _mapflags, "sig": _sig, "off": _off, "loff": _loff, "pos": _loff,
+    "hilo": _hilo, "wbuf": _wbuf, "iov": _iov, "ts": _ts,
     "tv": _tv, "itv": _itv, "its": _its, "sa": _sockaddr, "pollfd": _pollfd,
     "sigset": _sigset, "sigact": _sigact, "rlim": _rlim, "intp": _intp, "epev": _epev,
     "msg": _msg, "argv": _argv, "envp": _envp, "stack": _stack, "fdset": _fdset, "siginfo": _siginfo, "gids": _gids, ">gids": _gids,
@@ -588,8 +609,26 @@ ARG_TYPES = {
     ">statfs": _out(_statfs), ">uts": _out(_uts), ">rusage": _out(_rusage),
     ">sysinfo": _out(_sysinfo), ">wstatus": _wstatus, ">stack": _out(_stack),
     ">dents": _dents, ">epevs": _epevs, ">rmsg": _rmsg, ">cpuset": _cpuset,
-    ">hexstr": _hexstr,
+    ">hexstr": _hexstr, ">loffp": _out(_loffp),
 }
+
+# 64-bit values that take two registers: loff (loff_t) and hilo only on 32-bit ABIs, where
+# arm EABI starts a pair at an even register; pos (preadv's pos_l, pos_h) on every ABI.
+PAIRS_ON_32 = ("loff", "hilo")
+PAIR_ALIGNED_ABIS = ("arm",)
+
+
+def registers(types, word, abi_name):
+    """The register index of each argument type."""
+    regs, reg = [], 0
+    for t in types:
+        name = t.partition(":")[0]
+        wide = name == "pos" or word == 4 and name in PAIRS_ON_32
+        if wide and name == "loff" and abi_name in PAIR_ALIGNED_ABIS and reg % 2:
+            reg += 1
+        regs.append(reg)
+        reg += 2 if wide else 1
+    return regs
 
 # types that look at memory at entry, before the kernel changes it
 ENTRY_PEEK = {">socklen": _stash_socklen}
@@ -638,11 +677,11 @@ def string_array(call, addr):
 class Generic(object):
     """A signature from the type list: inputs at entry, the rest at exit."""
 
-    def __init__(self, types, ret):
+    def __init__(self, types, ret, word=8, abi_name=None):
         self.args = []
-        for t in types:
+        for t, reg in zip(types, registers(types, word, abi_name)):
             name, _, param = t.partition(":")
-            self.args.append((ARG_TYPES[name], param, ENTRY_PEEK.get(name)))
+            self.args.append((ARG_TYPES[name], param, ENTRY_PEEK.get(name), reg))
         self.split = len(types)
         for n, t in enumerate(types):
             if t.startswith(">"):
@@ -651,17 +690,16 @@ class Generic(object):
         self.ret = ret
 
     def entry(self, call):
-        vals = [f(call, i, p) for i, (f, p, _) in enumerate(self.args[:self.split])]
+        vals = [f(call, reg, p) for f, p, _, reg in self.args[:self.split]]
         if None in vals:  # an argument strace leaves out (open's mode without O_CREAT)
             vals = [v for v in vals if v is not None]
-        for i in range(self.split, len(self.args)):
-            peek = self.args[i][2]
+        for _, p, peek, reg in self.args[self.split:]:
             if peek:
-                peek(call, i, self.args[i][1])
+                peek(call, reg, p)
         return vals, self.split < len(self.args)
 
     def exit(self, call):
-        vals = [f(call, i, p) for i, (f, p, _) in enumerate(self.args) if i >= self.split]
+        vals = [f(call, reg, p) for f, p, _, reg in self.args[self.split:]]
         return [v for v in vals if v is not None]
 
 

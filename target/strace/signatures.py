@@ -10,6 +10,7 @@ Syscalls whose printing depends on their own arguments have a class in CUSTOM.
 
 import struct
 
+from target.arch.abi import ABIS
 from target.strace import consts, structs
 from target.strace.decode import (ARG_TYPES, Generic, RawArgs, const_value, cstring,
                                   fd_value, flags_value, int_ref, open_flags_value,
@@ -101,17 +102,21 @@ def _fcntl_ret(call):
         call.ret_value = Int(n)
 
 
-def _sigreturn_mask_offset(abi_name):
-    """Where uc_sigmask lies from the stack pointer at rt_sigreturn entry."""
-    return {"x86_64": 40 + 256, "aarch64": 128 + 40, "riscv64": 128 + 40,
-            "arm": 128 + 20 + 84}.get(abi_name)
+# Where uc_sigmask lies from the stack pointer at rt_sigreturn entry: a siginfo (128 bytes)
+# then a ucontext; arm's sigreturn frame is the ucontext alone (uc_mcontext is 84 bytes).
+RT_SIGRETURN_MASK = {"x86_64": 40 + 256, "aarch64": 128 + 40, "riscv64": 128 + 40,
+                     "arm": 128 + 20 + 84}
+SIGRETURN_MASK = {"arm": 20 + 84}
 
 
 class RtSigreturn(object):
     ret = "d"
 
+    def __init__(self, rt=True):
+        self.offsets = RT_SIGRETURN_MASK if rt else SIGRETURN_MASK
+
     def entry(self, call):
-        off = _sigreturn_mask_offset(call.abi_name)
+        off = self.offsets.get(call.abi_name)
         if off is None or call.sp is None:
             return [], False
         data = call.mem.read(call.sp + off, 8)
@@ -570,20 +575,21 @@ TABLE = {
     # files and descriptors
     "read": (("fd", ">rbuf", "lu"), "d"),
     "write": (("fd", "wbuf:2", "lu"), "d"),
-    "pread64": (("fd", ">rbuf", "lu", "off"), "d"),
-    "pwrite64": (("fd", "wbuf:2", "lu", "off"), "d"),
+    "pread64": (("fd", ">rbuf", "lu", "loff"), "d"),
+    "pwrite64": (("fd", "wbuf:2", "lu", "loff"), "d"),
     "readv": (("fd", ">riov:2", "d"), "d"),
     "writev": (("fd", "iov:2", "d"), "d"),
-    "preadv": (("fd", ">riov:2", "d", "off"), "d"),
-    "pwritev": (("fd", "iov:2", "d", "off"), "d"),
-    "preadv2": (("fd", ">riov:2", "d", "off", "x"), "d"),
-    "pwritev2": (("fd", "iov:2", "d", "off", "x"), "d"),
+    "preadv": (("fd", ">riov:2", "d", "pos"), "d"),
+    "pwritev": (("fd", "iov:2", "d", "pos"), "d"),
+    "preadv2": (("fd", ">riov:2", "d", "pos", "F:RWF_FLAGS"), "d"),
+    "pwritev2": (("fd", "iov:2", "d", "pos", "F:RWF_FLAGS"), "d"),
     "open": (("path", "oflags", "omode:1"), "fd"),
     "openat": (("dirfd", "path", "oflags", "omode:2"), "fd"),
     "creat": (("path", "mode"), "fd"),
     "close": (("fd",), "d"),
     "close_range": (("u", "u", "F:CLOSE_RANGE_FLAGS"), "d"),
     "lseek": (("fd", "off", "C:SEEK"), "d"),
+    "_llseek": (("fd", "hilo", ">loffp", "C:SEEK"), "d"),
     "dup": (("fd",), "fd"),
     "dup2": (("fd", "d"), "fd"),
     "dup3": (("fd", "d", "oflags0"), "fd"),
@@ -596,9 +602,11 @@ TABLE = {
     "syncfs": (("fd",), "d"),
     "truncate": (("path", "off"), "d"),
     "ftruncate": (("fd", "off"), "d"),
-    "fallocate": (("fd", "F:FALLOC_FLAGS", "off", "off"), "d"),
-    "fadvise64": (("fd", "off", "lu", "C:FADVISE"), "d"),
-    "readahead": (("fd", "off", "lu"), "d"),
+    "truncate64": (("path", "loff"), "d"),
+    "ftruncate64": (("fd", "loff"), "d"),
+    "fallocate": (("fd", "F:FALLOC_FLAGS", "loff", "loff"), "d"),
+    "fadvise64": (("fd", "loff", "lu", "C:FADVISE"), "d"),
+    "readahead": (("fd", "loff", "lu"), "d"),
     "stat": (("path", ">stat"), "d"),
     "lstat": (("path", ">stat"), "d"),
     "fstat": (("fd", ">stat"), "d"),
@@ -657,7 +665,7 @@ TABLE = {
     "fgetxattr": (("fd", "str", "p", "lu"), "d"),
     "setxattr": (("path", "str", "p", "lu", "F:XATTR_FLAGS"), "d"),
     "memfd_create": (("str", "F:MEMFD_FLAGS"), "fd"),
-    "sync_file_range": (("fd", "off", "off", "u"), "d"),
+    "sync_file_range": (("fd", "loff", "loff", "u"), "d"),
     # memory
     "mmap": (("p", "lu", "prot", "mapflags", "fd", "x"), "x"),
     "mmap2": (("p", "lu", "prot", "mapflags", "fd", "pgoff"), "x"),
@@ -761,6 +769,8 @@ TABLE = {
     "accept4": (("fd", ">sa:2", ">socklen", "F:SOCK_FLAGS"), "fd"),
     "getsockname": (("fd", ">sa:2", ">socklen"), "d"),
     "getpeername": (("fd", ">sa:2", ">socklen"), "d"),
+    "send": (("fd", "wbuf:2", "lu", "F:MSG_FLAGS"), "d"),
+    "recv": (("fd", ">rbuf", "lu", "F:MSG_FLAGS"), "d"),
     "sendto": (("fd", "wbuf:2", "lu", "F:MSG_FLAGS", "sa:5", "d"), "d"),
     "recvfrom": (("fd", ">rbuf", "lu", "F:MSG_FLAGS", ">sa:5", ">socklen"), "d"),
     "sendmsg": (("fd", "msg", "F:MSG_FLAGS"), "d"),
@@ -793,6 +803,7 @@ CUSTOM = {
     "fcntl": Fcntl(), "fcntl64": Fcntl(), "ioctl": Ioctl(), "clone": Clone(),
     "clone3": Clone3(), "prctl": Prctl(), "arch_prctl": ArchPrctl(), "futex": Futex(),
     "execve": Execve(), "execveat": Execve(at=True), "rt_sigreturn": RtSigreturn(),
+    "sigreturn": RtSigreturn(rt=False),
     "socket": Socket(), "socketpair": Socketpair(), "setsockopt": Setsockopt(),
     "getsockopt": Getsockopt(),
 }
@@ -816,7 +827,7 @@ ARG_TYPES["ipcflg"] = _ipc_flags
 ARG_TYPES["shmflg"] = lambda call, i, p: _ipc_flags(call, i, p, consts.SHM_FLAGS)
 
 # syscalls known to exist but printed with raw arguments: name -> number of arguments
-RAW = {"io_setup": 2, "io_destroy": 1, "io_submit": 3, "io_cancel": 3, "io_getevents": 5,
+RAW = {"set_tls": 1, "get_tls": 0, "cacheflush": 3, "breakpoint": 0, "io_setup": 2, "io_destroy": 1, "io_submit": 3, "io_cancel": 3, "io_getevents": 5,
        "io_uring_setup": 2, "io_uring_enter": 6, "io_uring_register": 4, "bpf": 3,
        "perf_event_open": 5, "keyctl": 5, "add_key": 5, "request_key": 4,
        "init_module": 3, "finit_module": 3, "delete_module": 2, "kexec_load": 4,
@@ -857,7 +868,8 @@ def lookup(name, abi_name):
         return CUSTOM[name]
     entry = TABLE.get(name)
     if entry is not None:
-        return Generic(*entry)
+        abi = ABIS.get(abi_name)
+        return Generic(*entry, word=abi.word if abi else 8, abi_name=abi_name)
     if name in RAW:
         return RawArgs(RAW[name])
     return RawArgs(6)

@@ -31,6 +31,7 @@ GROUP_STOPS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 FORK_EVENTS = (libc.PTRACE_EVENT_FORK, libc.PTRACE_EVENT_VFORK, libc.PTRACE_EVENT_CLONE)
 EXECS = ("execve", "execveat")
 EXITS = ("exit", "exit_group")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 BASE_OPTIONS = (libc.PTRACE_O_TRACESYSGOOD | libc.PTRACE_O_TRACEEXEC)
 FOLLOW_OPTIONS = (libc.PTRACE_O_TRACEFORK | libc.PTRACE_O_TRACEVFORK | libc.PTRACE_O_TRACECLONE)
 
@@ -70,6 +71,7 @@ class Tracer(object):
         Each event goes to both that exist; self.out is None without text (--json, -c)."""
         self.opts = options
         self.filters = filters
+        self._unblock = None      # the signal mask to restore once run() handles signals
         self.dopts = decode_options
         self.summary = summary
         self.json = json_lines
@@ -120,7 +122,11 @@ class Tracer(object):
         return pid
 
     def attach(self, pids):
-        """Seize running processes (all their threads with -f) and interrupt them once."""
+        """Seize running processes (all their threads with -f) and interrupt them once.
+        Stop signals wait until run() has its handlers, as strace blocks them while it
+        attaches: killed in between, we would leave without reporting the detach."""
+        if self._unblock is None:
+            self._unblock = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         for pid in pids:
             tids = _threads(pid) if self.opts.follow else [pid]
             for tid in tids:
@@ -151,6 +157,8 @@ class Tracer(object):
         if self.opts.max_duration:
             deadline = time.monotonic() + self.opts.max_duration
         self._install_handlers(deadline)
+        if self._unblock is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._unblock)
         try:
             while self.tracees and self.stop_reason is None:
                 try:
@@ -451,7 +459,7 @@ class Tracer(object):
                 signal.setitimer(signal.ITIMER_REAL, max(delay, 0.001))
 
         self._old = {}
-        wanted = [signal.SIGTERM, signal.SIGHUP, signal.SIGINT]
+        wanted = list(STOP_SIGNALS)
         if self.main_pid is not None:
             wanted.remove(signal.SIGINT)  # a ^C reaches the traced command; we report its end
             self._old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)

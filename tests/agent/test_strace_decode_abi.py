@@ -245,3 +245,31 @@ def test_common_calls_decode_fast():
             decode.return_text(call)
     per_call = (time.perf_counter() - start) / (rounds * len(cases))
     assert per_call < 50e-6, "%.1f us per call" % (per_call * 1e6)
+
+
+def test_64_bit_offsets_in_register_pairs():
+    """arm EABI starts a 64-bit argument at an even register; i386 takes the next two;
+    preadv's pos_l, pos_h are two arguments on every ABI (layouts of the kernel's syscall
+    wrappers, checked against Debian's strace on the armhf QEMU board)."""
+    big = 0x123456789
+    lo, hi = big & 0xFFFFFFFF, big >> 32
+    assert run("arm", "pwrite64", [3, 0, 2, 0xdead, lo, hi], retval=2) == "pwrite64(3, NULL, 2, %d) = 2" % big
+    assert run("i386", "pwrite64", [3, 0, 2, lo, hi], retval=2) == "pwrite64(3, NULL, 2, %d) = 2" % big
+    assert run("x86_64", "pwrite64", [3, 0, 2, big], retval=2) == "pwrite64(3, NULL, 2, %d) = 2" % big
+    assert run("arm", "fallocate", [3, 1, 20, 0, 40, 0]) == "fallocate(3, FALLOC_FL_KEEP_SIZE, 20, 40) = 0"
+    assert run("arm", "ftruncate64", [3, 0xdead, 0, 1]) == "ftruncate64(3, 4294967296) = 0"
+    for abi in ("x86_64", "arm"):
+        assert run(abi, "preadv2", [3, 0, 0, 7, 0, 8], retval=0) == \
+            "preadv2(3, NULL, 0, 7, RWF_NOWAIT) = 0"
+
+
+def test_llseek_and_arm_sigreturn():
+    blob = struct.pack("<q", 1 << 33)
+    assert run("arm", "_llseek", [3, 2, 0, BASE, 0], blob) == "_llseek(3, %d, [%d], SEEK_SET) = 0" % (
+        1 << 33, 1 << 33)
+    assert run("arm", "_llseek", [3, 0, 5, 0, 0], retval=-14) == \
+        "_llseek(3, 5, NULL, SEEK_SET) = -1 EFAULT (Bad address)"
+    frame = bytes(104) + struct.pack("<Q", 1 << 9)  # ucontext: flags, link, stack, mcontext
+    assert run("arm", "sigreturn", [], frame, sp=BASE) == "sigreturn({mask=[USR1]}) = 0"
+    assert run("arm", "set_tls", [0xb6f7a4c0]) == "set_tls(0xb6f7a4c0) = 0"
+    assert run("arm", "send", [3, 0, 4, 0], retval=4) == "send(3, NULL, 4, 0) = 4"

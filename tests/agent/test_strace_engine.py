@@ -255,12 +255,19 @@ def test_attach_then_detach_leaves_the_process_running(corpus):
         proc.wait()
 
 
+def tracer_pid(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"^TracerPid:\s+(\d+)", f.read(), re.M).group(1))
+
+
 def test_sigterm_detaches_attached_processes(corpus):
     proc = start_loop(corpus)
     try:
         tracer = subprocess.Popen([sys.executable, "-m", "target", "strace", "-q", "-p", str(proc.pid)],
                                   cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(0.5)
+        deadline = time.monotonic() + 20  # attached: its handlers are set by then
+        while tracer_pid(proc.pid) != tracer.pid and time.monotonic() < deadline:
+            time.sleep(0.02)
         tracer.terminate()
         _, err = tracer.communicate(timeout=10)
         assert tracer.returncode == 0, err
