@@ -15,6 +15,7 @@ import pytest
 
 import host.qemu
 from host.capture import CaptureRequest
+from host.profiles import load_board
 from host.sessions import capture
 from host.toolchain import build_program
 from tests.agent.strace_ref import VOLATILE
@@ -28,16 +29,21 @@ INJECT = ("-e", "inject=close:error=EACCES:when=3+")
 
 
 
+def upload_corpus(transport, built_for, out_dir):
+    """tools_corpus.c built with built_for's toolchain, uploaded to the board's workdir."""
+    name = f"tools_corpus-{built_for.arch}"
+    try:
+        exe = build_program(built_for, CORPUS, out_dir / name)
+    except Exception as e:  # the cross compiler is missing here
+        pytest.skip(f"cannot build the corpus for {built_for.name}: {e}")
+    transport.put(exe, name)
+    return "./" + name
+
+
 @pytest.fixture(scope="module")
 def corpus(on_board, tmp_path_factory):
-    """tools_corpus.c built with the board's toolchain, uploaded to the board's workdir."""
     board, transport, _ = on_board
-    try:
-        exe = build_program(board, CORPUS, tmp_path_factory.mktemp(board.name) / "tools_corpus")
-    except Exception as e:  # the cross compiler is missing here
-        pytest.skip(f"cannot build the corpus for {board.name}: {e}")
-    transport.put(exe, "tools_corpus")
-    return "./tools_corpus"
+    return upload_corpus(transport, board, tmp_path_factory.mktemp(board.name))
 
 
 def traced(on_board, corpus, tmp_path, opts):
@@ -85,6 +91,21 @@ def test_strace_lines_match_the_real_strace(on_board, corpus, tmp_path, opts):
     if INJECT[1] in opts:
         injected = [t for seq in mine.values() for t in seq if t.endswith("EACCES (Permission denied) (INJECTED)")]
         assert len(injected) == sum(t.endswith("(INJECTED)") for seq in theirs.values() for t in seq) > 3
+
+
+def test_armhf_program_on_the_arm64_kernel(on_board, tmp_path):
+    """A 32-bit EABI program on the 64-bit kernel (CONFIG_COMPAT): its syscalls come with
+    AUDIT_ARCH_ARM and arm's numbers and layouts; our lines equal those of the board's aarch64
+    strace (which warns that it has no mpers support, and still decodes these)."""
+    board, transport, _ = on_board
+    if board.arch != "aarch64":
+        pytest.skip("32-bit arm programs on a 64-bit kernel: the aarch64 board's case")
+    exe = upload_corpus(transport, load_board("qemu-armhf"), tmp_path)
+    ours, ref = traced(on_board, exe, tmp_path, ["-f"])
+    mine, theirs = comparable(ours), comparable(ref)
+    assert any(t.startswith("set_tls(") for t in theirs["P0"]), "not run as an arm program"
+    without_unequal_futex(mine, theirs)
+    assert mine == theirs, diff(theirs, mine)
 
 
 # -- ftrace -------------------------------------------------------------------------------------
