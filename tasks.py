@@ -303,18 +303,19 @@ def qemu_image(c, board="qemu-aarch64"):
           f"{image.facts['sizes']['initrd.gz']:,} bytes, python {image.python}")
 
 
-@task(help=QEMU_BOARD)
+@task(help=dict(QEMU_BOARD, append="more kernel command line options, e.g. initcall_debug (a board already "
+                                  "running without them is an error: qemu.down first)"))
 @one_line_errors
-def qemu_up(c, board="qemu-aarch64"):
+def qemu_up(c, board="qemu-aarch64", append=""):
     """Boot the board in the background (building its image if needed); returns once SSH works."""
     from host.profiles import load_board
     from host.qemu import STATE, ensure_up
     from host.qemu.runner import status
 
-    ssh = ensure_up(load_board(board))
+    ssh = ensure_up(load_board(board), append)
     running = status(ssh, STATE)
     print(f"{board}: up, ssh root@127.0.0.1 -p {ssh.transport.port} (pid {running.pid}, {running.accel}, "
-          f"console {running.console})")
+          f"console {running.console}, kernel command line {running.append!r})")
 
 
 @task(help=QEMU_BOARD)
@@ -339,7 +340,7 @@ def qemu_status(c, board="qemu-aarch64"):
     running = status(load_board(board), STATE)
     print(f"{board}: down" if running is None else
           f"{board}: up, port {running.port}, pid {running.pid}, {running.accel}, booted in "
-          f"{running.boot_seconds:.1f} s, console {running.console}")
+          f"{running.boot_seconds:.1f} s, console {running.console}, kernel command line {running.append!r}")
 
 
 @task(help=dict(QEMU_BOARD, lines="how many lines of the serial console to show (default 40)"))
@@ -411,6 +412,21 @@ def diff(c, session_a, session_b, out=None, top=20):
     from host.diff import diff_sessions
 
     print(diff_sessions(session_a, session_b, out, int(top)))
+
+
+@task(help={"board": "the board whose kernel log to read (default: local); a QEMU board that is down boots "
+                     "with initcall_debug",
+            "dmesg": "read a saved `dmesg --json` (or a pulled session's dmesg.json, or its directory) instead",
+            "out": "the page to write (default: sessions/<board>/boot-report.html, or next to the --dmesg file)",
+            "top": "rows in the terminal (default 20; the page has them all)",
+            "reboot": "QEMU boards: restart the board with initcall_debug on its kernel command line",
+            "trust_new_host_key": TRUST_HELP})
+@one_line_errors
+def boot_report(c, board=None, dmesg=None, out=None, top=20, reboot=False, trust_new_host_key=False):
+    """Initcall timing from the kernel log (initcall_debug): the slowest first, and a bootgraph-style page."""
+    from host.bootreport import boot_report as report
+
+    print(report(board, dmesg, out, int(top), reboot, trust_new_host_key))
 
 
 ns = _namespace()  # last: every task above is in it

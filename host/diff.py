@@ -28,6 +28,7 @@ import jinja2
 from markupsafe import Markup
 
 from host.errors import BoardtraceError
+from host.initcalls import is_initcall_debug, parse_initcalls
 from host.report import TEMPLATES, DmesgRecord, Facts, Session, load_session
 from target.dmesg.record import facility_name, level_name
 
@@ -60,11 +61,6 @@ _NORMALISE: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), r) f
     (r"\s+", " "),
 ))
 
-# initcall_debug (init/main.c): "calling  foo+0x0/0x40 @ 1", "initcall foo+0x0/0x40 [mod] returned
-# 0 after 123 usecs" ("msecs" on kernels before 4.x)
-_INITCALL = re.compile(r"^initcall (?P<fn>[^\s+]+)(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?(?: \[(?P<mod>[^\]]+)\])?"
-                       r" returned (?P<ret>-?\d+) after (?P<time>\d+) (?P<unit>usecs|msecs)\b")
-_CALLING = re.compile(r"^calling +\S+ @ \d+")
 # boardtrace's own session markers (target/session.py): differ between any two sessions
 _MARKER = re.compile(r"^boardtrace: session \S+ (?:starts|ends)$")
 # what drivers and the driver core say when a device comes up
@@ -87,7 +83,7 @@ def _compared(record: DmesgRecord) -> bool:
     """Lines the log comparisons look at: not boardtrace's markers, not initcall_debug lines
     (those are the boot timing section)."""
     text = record.text
-    return not (_MARKER.match(text) or _INITCALL.match(text) or _CALLING.match(text))
+    return not (_MARKER.match(text) or is_initcall_debug(text))
 
 
 # ---- the result --------------------------------------------------------------------------------
@@ -225,20 +221,6 @@ def _grouped(records: Iterable[DmesgRecord], keep: Callable[[DmesgRecord, str], 
     lines = [LogLine(key, rs[0].text, min(r.level for r in rs), rs[0].facility, len(rs), rs[0].ts_ns)
              for key, rs in groups.items()]
     return sorted(lines, key=lambda line: (line.level, line.ts_ns))
-
-
-def parse_initcalls(records: Iterable[DmesgRecord]) -> dict[str, tuple[int, int]]:
-    """initcall name -> (µs, return value) from initcall_debug lines; an initcall that runs more
-    than once (a module loaded twice) adds up, the last return value counts."""
-    found: dict[str, tuple[int, int]] = {}
-    for r in records:
-        m = _INITCALL.match(r.text)
-        if m is None:
-            continue
-        name = m["fn"] + (f" [{m['mod']}]" if m["mod"] else "")
-        us = int(m["time"]) * (1000 if m["unit"] == "msecs" else 1)
-        found[name] = (found.get(name, (0, 0))[0] + us, int(m["ret"]))
-    return found
 
 
 def _initcalls(a: list[DmesgRecord], b: list[DmesgRecord]) -> tuple[list[Initcall], str]:

@@ -131,7 +131,7 @@ def load_session(directory: Path | str) -> Session:
         session.ftrace_lost = {int(cpu): int(n or 0) for cpu, n in (meta.get("lost") or {}).items()}
         session.cpus = sorted(set(int(c) for c in meta.get("cpus") or []) | set(session.ftrace_lost))
     session.cpus = sorted(set(session.cpus) | {e.cpu for e in session.events})
-    session.dmesg = _dmesg(d, session.notes, printk_offset_ns(manifest))
+    session.dmesg = read_dmesg(d, session.notes, printk_offset_ns(manifest))
     for s in session.syscalls:              # an exec names its process better than a comm
         if s.name.startswith("execve") and s.error is None and s.args.startswith('"'):
             session.comms[s.pid] = os.path.basename(s.args[1:].split('"', 1)[0])[:32]
@@ -254,9 +254,10 @@ def _events(path: Path, session: Session) -> Iterator[FtraceEvent]:
             lost[cpu] = lost.get(cpu, 0) + int(r.get("count") or 0)
 
 
-def _dmesg(d: Path, notes: list[str], offset: int) -> list[DmesgRecord]:
-    """From dmesg.kmsg (microseconds, every field), else dmesg.json (util-linux JSON); times
-    moved from the printk clock to CLOCK_MONOTONIC (host/clocks.py)."""
+def read_dmesg(d: Path, notes: list[str], offset: int = 0) -> list[DmesgRecord]:
+    """A session directory's kernel log: from dmesg.kmsg (microseconds, every field), else
+    dmesg.json (util-linux JSON); offset (ns) is subtracted from the printk times (host/clocks.py
+    moves them to CLOCK_MONOTONIC with it)."""
     records: list[DmesgRecord] = []
     kmsg = d / "dmesg.kmsg"
     if kmsg.exists():
@@ -271,7 +272,13 @@ def _dmesg(d: Path, notes: list[str], offset: int) -> list[DmesgRecord]:
             records.append(DmesgRecord(r.ts_usec * 1000 - offset, r.pri & 7, r.pri >> 3, r.seq,
                                        r.text.decode("utf-8", "replace")))
         return records
-    for r in (_json_file(d / "dmesg.json").get("dmesg") or []):
+    return dmesg_json_records(_json_file(d / "dmesg.json"), offset)
+
+
+def dmesg_json_records(document: dict[str, Any], offset: int = 0) -> list[DmesgRecord]:
+    """The records of a `dmesg --json` document (util-linux's or the agent's)."""
+    records: list[DmesgRecord] = []
+    for r in (document.get("dmesg") or []):
         pri = int(r.get("pri") or 0)
         records.append(DmesgRecord(round(float(r.get("time") or 0) * 1e9) - offset, pri & 7, pri >> 3,
                                    int(r.get("seq") or 0), str(r.get("msg") or "")))

@@ -21,14 +21,21 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def ensure_up(board: Board) -> Board:
-    """The board as an SSH board on its forwarded port, booted first when it is down."""
+def ensure_up(board: Board, extra_append: str = "", restart: bool = False) -> Board:
+    """The board as an SSH board on its forwarded port, booted first when it is down.
+    extra_append: kernel command line options to boot with; a board running without them is an
+    error unless `restart`, which stops a running board first."""
     from host.qemu import runner
     from host.qemu.image import build_image
 
     running = runner.status(board, STATE)
+    if running is not None and restart:
+        say(f"{board.name}: restarting" + (f" with {extra_append}" if extra_append else ""))
+        runner.down(board, STATE)
+        running = None
     if running is None:
         with _building:
             image = build_image(board, CACHE, say)
-        running = runner.up(board, image, STATE, say=say)
+        running = runner.up(board, image, STATE, say=say, extra_append=extra_append)
+    runner.check_append(board, running, extra_append)
     return runner.ssh_board(board, running)

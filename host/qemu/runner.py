@@ -52,31 +52,35 @@ class Running:
     qmp: Path
     boot_seconds: float
     notes: tuple[str, ...] = ()
+    append: str = ""  # the kernel command line it booted with (-append)
 
 
 def up(board: Board, image: Image, state_dir: Path = STATE_DIR, timeout: float = BOOT_TIMEOUT,
-       say: Callable[[str], None] = print) -> Running:
-    """Boot the board from the image unless it already runs from it; returns when SSH works."""
+       say: Callable[[str], None] = print, extra_append: str = "") -> Running:
+    """Boot the board from the image unless it already runs from it; returns when SSH works.
+    extra_append: kernel command line options added to the profile's `qemu.append`; a board
+    already running without them is an error (it is never restarted here)."""
     q = _qemu(board)
     state_dir = state_dir.resolve()
     running = status(board, state_dir)
     if running is not None:
-        if running.image_dir == image.dir:
-            return running
-        raise BoardtraceError(f"board {board.name} already runs another image (pid {running.pid}); "
-                              f"stop it first (down)")
+        if running.image_dir != image.dir:
+            raise BoardtraceError(f"board {board.name} already runs another image (pid {running.pid}); "
+                                  f"stop it first (down)")
+        check_append(board, running, extra_append)
+        return running
     if shutil.which(q.system) is None:
         raise BoardtraceError(f"{q.system} not found: apt-get install {QEMU_PACKAGES.get(q.system, q.system)}")
     state_dir.mkdir(parents=True, exist_ok=True)
     accel, notes = _accelerator(board)
     if accel == "kvm":
         try:
-            return _boot(board, image, state_dir, "kvm", timeout, notes, say, probe=KVM_PROBE)
+            return _boot(board, image, state_dir, "kvm", timeout, notes, say, extra_append, probe=KVM_PROBE)
         except _NoProgress:
             notes.append(f"kvm: QEMU quit or the guest reached no /init within {KVM_PROBE:g} s; "
                          f"fell back to tcg")
             say(f"{board.name}: {notes[-1]}")
-    return _boot(board, image, state_dir, "tcg", timeout, notes, say)
+    return _boot(board, image, state_dir, "tcg", timeout, notes, say, extra_append)
 
 
 def down(board: Board, state_dir: Path = STATE_DIR) -> bool:
@@ -106,10 +110,16 @@ def status(board: Board, state_dir: Path = STATE_DIR) -> Running | None:
     except (OSError, ValueError):
         return None
     fields = {f.name for f in dataclasses.fields(Running)}
+    state.setdefault("append", _argv_append(state.get("argv") or []))
     running = Running(**{k: v for k, v in state.items() if k in fields})
     running = dataclasses.replace(running, image_dir=Path(running.image_dir), client_key=Path(running.client_key),
                                   console=Path(running.console), qmp=Path(running.qmp), notes=tuple(running.notes))
     return running if _is_our_qemu(running, _qemu(board).system) else None
+
+
+def _argv_append(argv: list[str]) -> str:
+    """The -append of a QEMU command line (state files written before `append` was recorded)."""
+    return argv[argv.index("-append") + 1] if "-append" in argv[:-1] else ""
 
 
 def console_log(board: Board, state_dir: Path = STATE_DIR) -> Path:
@@ -150,6 +160,25 @@ def _accelerator(board: Board) -> tuple[str, list[str]]:
     return "tcg", notes
 
 
+def kernel_command_line(board: Board, extra_append: str = "") -> str:
+    """What -append passes: the console, the profile's `qemu.append`, then extra_append."""
+    q = _qemu(board)
+    return " ".join(f"console={q.console} {q.append} {extra_append}".split())
+
+
+def missing_append(running: Running, extra_append: str) -> list[str]:
+    """The options of extra_append that the running board's kernel command line lacks."""
+    booted = running.append.split()
+    return [option for option in extra_append.split() if option not in booted]
+
+
+def check_append(board: Board, running: Running, extra_append: str) -> None:
+    missing = missing_append(running, extra_append)
+    if missing:
+        raise BoardtraceError(f"board {board.name} runs without {' '.join(missing)} on its kernel command line "
+                              f"({running.append!r}); stop it first (down)")
+
+
 def _kvm_unusable(board: Board) -> str | None:
     if host_arch() != board.arch:
         return f"the host is {host_arch()}, the board {board.arch}"
@@ -160,7 +189,7 @@ def _kvm_unusable(board: Board) -> str | None:
     return None
 
 
-def _command(board: Board, image: Image, accel: str, console: Path, qmp: Path) -> list[str]:
+def _command(board: Board, image: Image, accel: str, console: Path, qmp: Path, append: str) -> list[str]:
     q = _qemu(board)
     cpu = q.kvm_cpu or q.cpu if accel == "kvm" else q.cpu
     argv = [q.system, "-M", q.machine, "-accel", accel, "-cpu", cpu, "-smp", str(q.smp), "-m", str(q.memory),
@@ -168,18 +197,19 @@ def _command(board: Board, image: Image, accel: str, console: Path, qmp: Path) -
             "-qmp", f"unix:{qmp},server=on,wait=off", "-device", "virtio-rng-pci",
             "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:0-:22", "-device", f"{q.net_device},netdev=n0",
             "-kernel", str(image.kernel), "-initrd", str(image.initrd),
-            "-append", f"console={q.console} {q.append}".strip()]
+            "-append", append]
     if q.bios:
         argv += ["-bios", q.bios]
     return argv
 
 
 def _boot(board: Board, image: Image, state_dir: Path, accel: str, timeout: float, notes: list[str],
-          say: Callable[[str], None], probe: float | None = None) -> Running:
+          say: Callable[[str], None], extra_append: str = "", probe: float | None = None) -> Running:
     console, qmp = console_log(board, state_dir), state_dir / f"{board.name}.qmp"
     for stale in (console, qmp):
         stale.unlink(missing_ok=True)  # an old log would fake progress
-    argv = _command(board, image, accel, console, qmp)
+    append = kernel_command_line(board, extra_append)
+    argv = _command(board, image, accel, console, qmp, append)
     started = time.monotonic()
     with (state_dir / f"{board.name}.qemu.log").open("wb") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -199,7 +229,7 @@ def _boot(board: Board, image: Image, state_dir: Path, accel: str, timeout: floa
                                   f"console ({console}): {_tail(console)}")
         running = Running(board=board.name, pid=proc.pid, port=port, accel=accel, image_dir=image.dir,
                           host_key=image.host_key, client_key=image.client_key, console=console, qmp=qmp,
-                          boot_seconds=0.0, notes=tuple(notes))
+                          boot_seconds=0.0, notes=tuple(notes), append=append)
         _wait_ssh(board, running, proc, started + timeout)
     except BaseException:
         _kill(proc)
