@@ -34,7 +34,8 @@ HOST_KEY = "etc/dropbear/dropbear_ed25519_host_key"
 OPTIONAL_MODULES = ("virtio_rng",)  # loaded when the kernel has them as modules (-device virtio-rng-pci)
 USERLAND = ("busybox-static", "python{py}-minimal", "libpython{py}-minimal", "libpython{py}-stdlib",
             "dropbear-bin", "openssh-sftp-server",
-            "strace")  # the reference the agent's strace is compared with on the board (tests/qemu)
+            "strace",     # the reference the agent's strace is compared with on the board (tests/qemu)
+            "trace-cmd")  # the reference recorder of bench/ftrace.py --board
 # What the Python library packages may pull in: the rest (libssl, libsqlite3, libreadline, ...)
 # serves optional extension modules (_ssl, _hashlib, _sqlite3, readline, ...), left out to keep the
 # image small and listed in image.json as missing_optional.
