@@ -268,19 +268,32 @@ def build(c, src, board="local", out=None):
     print(build_program(load_board(board), Path(src), Path(out) if out else None))
 
 
-@task(optional=["strace"], auto_shortflags=False,
+@task(optional=["strace", "ftrace"], auto_shortflags=False,
       help={"board": "board name (default: local)", "src": "the C file to build and run",
             "args": "the program's arguments (a shell-like string)",
             "strace": "run it under the agent's strace; with options: --strace=\"-f -e trace=%file\"",
+            "capture": "capture it (as `invoke capture`: strace, --ftrace, dmesg; default all three) "
+                       "and pull the session home",
+            "ftrace": "with --capture: record kernel events; with options: --ftrace=\"-p function\"",
+            "home": "with --capture: where sessions are pulled (default: sessions/)",
             "trust_new_host_key": TRUST_HELP})
 @one_line_errors
-def run(c, src, board="local", args="", strace=None, trust_new_host_key=False):
+def run(c, src, board="local", args="", strace=None, capture=False, ftrace=None, home="sessions",
+        trust_new_host_key=False):
     """Build a C program for the board, upload it to <workdir>/progs/<stem> and run it there."""
     from pathlib import Path
 
+    from host.capture import make_request
     from host.profiles import load_board
-    from host.toolchain import run_program
+    from host.toolchain import capture_program, run_program
 
+    if capture:
+        both = strace is None and ftrace is None
+        request = make_request(None, True if both else strace, True if both else ftrace, True, None)
+        return exit_with(capture_program(load_board(board), Path(src), shlex.split(args), request,
+                                         Path(home), trust_new_host_key))
+    if ftrace is not None:
+        raise Exit("error: --ftrace goes with --capture", code=1)
     strace_opts = None if strace in (None, False) else shlex.split("" if strace is True else strace)
     exit_with(run_program(load_board(board), Path(src), shlex.split(args), strace_opts, trust_new_host_key))
 
@@ -357,16 +370,23 @@ def qemu_console(c, board="qemu-aarch64", lines=40):
     print("\n".join(path.read_text(errors="replace").splitlines()[-int(lines):]))
 
 
+NAMESPACES = ("qemu", "toolchain")
+
+
 def _namespace() -> Collection:
-    """Every task at the top, but the qemu_* ones under `qemu.` (invoke qemu.up)."""
-    ns, qemu = Collection(), Collection("qemu")
+    """Every task at the top, but qemu_* and toolchain_* under `qemu.` and `toolchain.`
+    (invoke qemu.up, invoke toolchain.install)."""
+    ns = Collection()
+    groups = {prefix: Collection(prefix) for prefix in NAMESPACES}
     for name, value in list(globals().items()):
         if isinstance(value, Task):
-            if name.startswith("qemu_"):
-                qemu.add_task(value, name[len("qemu_"):])
+            prefix, _, rest = name.partition("_")
+            if prefix in groups:
+                groups[prefix].add_task(value, rest)
             else:
                 ns.add_task(value)
-    ns.add_collection(qemu)
+    for group in groups.values():
+        ns.add_collection(group)
     return ns
 
 

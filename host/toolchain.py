@@ -4,11 +4,13 @@ A toolchain profile (toolchains/<name>.yaml) names the Debian packages, the comp
 flags; a board names its toolchain. `build_program` compiles one C file with it and checks, from
 the ELF header (the agent's own reader, target/arch/elf.py), that the result is for the board's
 arch. `run_program` builds, deploys the agent, uploads the program to <workdir>/progs/<stem> and
-runs it there, plain or under the agent's strace. docs/toolchains.md describes the tasks.
+runs it there, plain or under the agent's strace; `capture_program` captures it instead (strace,
+ftrace and dmesg on one clock, pulled home). docs/toolchains.md describes the tasks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 import shutil
@@ -18,9 +20,11 @@ from pathlib import Path
 from typing import Final, Sequence
 
 from host import REPO
+from host.capture import CaptureRequest
 from host.deploy import DeployedAgent, deploy
 from host.errors import BoardtraceError
 from host.profiles import TOOLCHAINS_DIR, Board, Toolchain, display_path, load_toolchain
+from host.sessions import capture
 from host.transport import open_transport
 from target.arch.elf import elf_arch
 
@@ -33,7 +37,7 @@ NOT_EXECUTABLE: Final = 126  # a shell's exit code for "found but cannot execute
 # -- installing ---------------------------------------------------------------------------------
 
 def install_hint(toolchain: Toolchain) -> str:
-    return f"invoke toolchain-install --toolchain {toolchain.name}"
+    return f"invoke toolchain.install --toolchain {toolchain.name}"
 
 
 def missing_packages(packages: Sequence[str]) -> list[str]:
@@ -69,7 +73,7 @@ def install_toolchain(name: str, with_qemu_user: bool = False,
     if missing:
         if os.geteuid() != 0:
             raise BoardtraceError(f"toolchain {name}: {', '.join(missing)} not installed and installing "
-                                  f"needs root: sudo {sys.executable} -m invoke toolchain-install "
+                                  f"needs root: sudo {sys.executable} -m invoke toolchain.install "
                                   f"--toolchain {name}, or apt-get install {' '.join(missing)}")
         print(f"toolchain {name}: installing {' '.join(missing)}", file=sys.stderr, flush=True)
         _apt_get("update", "-qq")
@@ -136,18 +140,24 @@ def remote_program(board: Board, src: Path) -> str:
     return posixpath.join(board.workdir, REMOTE_PROGS, Path(src).stem)
 
 
+def _upload(transport, board: Board, src: Path) -> tuple[DeployedAgent, str]:
+    """Build src, deploy the agent, upload the program: (agent, program path from the workdir)."""
+    program = build_program(board, src)
+    relative = posixpath.join(REMOTE_PROGS, program.name)
+    agent = deploy(transport)
+    transport.put(program, relative)
+    print(f"board {board.name}: {remote_program(board, src)}", file=sys.stderr, flush=True)
+    return agent, relative
+
+
 def run_program(board: Board, src: Path, args: Sequence[str] = (), strace_opts: Sequence[str] | None = None,
                 trust_new_host_key: bool = False) -> int:
     """Build src for the board, upload it to <workdir>/progs/<stem> and run it there with args,
     under the agent's strace when strace_opts is not None; output streams to ours. Returns its
     exit code. A workdir on a noexec mount is one clear error."""
-    program = build_program(board, src)
-    relative = posixpath.join(REMOTE_PROGS, program.name)
     transport = open_transport(board, trust_new_host_key)
     try:
-        agent = deploy(transport)
-        transport.put(program, relative)
-        print(f"board {board.name}: {remote_program(board, src)}", file=sys.stderr, flush=True)
+        agent, relative = _upload(transport, board, src)
         argv = [f"./{relative}", *args]
         sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
         if strace_opts is None:
@@ -164,6 +174,19 @@ def run_program(board: Board, src: Path, args: Sequence[str] = (), strace_opts: 
     finally:
         transport.close()
     return code
+
+
+def capture_program(board: Board, src: Path, args: Sequence[str], request: CaptureRequest, home: Path,
+                    trust_new_host_key: bool = False) -> int:
+    """Build and upload src as run_program does, then capture it (request's tools, its command
+    the program with args) and pull the session home: `invoke run --capture`."""
+    transport = open_transport(board, trust_new_host_key)
+    try:
+        _upload(transport, board, src)
+    finally:
+        transport.close()
+    request = dataclasses.replace(request, cmd=(remote_program(board, src), *args))
+    return capture([board], request, home, trust_new_host_key)
 
 
 def _check_exec_mount(agent: DeployedAgent, board: Board) -> None:

@@ -5,6 +5,7 @@ local board, plain and under the agent's strace."""
 import dataclasses
 import os
 import shutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,7 +75,7 @@ def test_install_is_a_no_op_when_the_packages_are_installed(no_apt):
 
 def test_install_with_qemu_user_is_a_no_op_when_it_is_installed(no_apt):
     if missing_packages(["qemu-user"]):
-        pytest.skip("qemu-user is not installed: invoke toolchain-install --toolchain aarch64-linux-gnu "
+        pytest.skip("qemu-user is not installed: invoke toolchain.install --toolchain aarch64-linux-gnu "
                     "--with-qemu-user")
     assert install_toolchain(load_board("local").toolchain.name, with_qemu_user=True) == []
 
@@ -119,7 +120,7 @@ def test_static_by_default(hello, tmp_path):
 def cross_board(name):
     toolchain = load_toolchain(name)
     if shutil.which(toolchain.cc) is None:
-        pytest.skip(f"{toolchain.packages[0]} is not installed: invoke toolchain-install --toolchain {name}")
+        pytest.skip(f"{toolchain.packages[0]} is not installed: invoke toolchain.install --toolchain {name}")
     return load_board(CROSS_BOARDS[name])
 
 
@@ -135,7 +136,7 @@ def test_cross_built_program_runs_under_qemu_user(name, hello, tmp_path):
     board = cross_board(name)
     qemu = board.toolchain.qemu_user
     if shutil.which(qemu) is None:
-        pytest.skip(f"{qemu} (qemu-user) is not installed: invoke toolchain-install --toolchain {name} "
+        pytest.skip(f"{qemu} (qemu-user) is not installed: invoke toolchain.install --toolchain {name} "
                     f"--with-qemu-user")
     out = build_program(board, hello, tmp_path / "hello")
     result = subprocess.run([qemu, out, board.arch, "7"], capture_output=True, text=True, timeout=60)
@@ -167,7 +168,7 @@ def test_a_missing_compiler_says_how_to_install_it(hello, tmp_path):
     board = dataclasses.replace(board, toolchain=dataclasses.replace(board.toolchain, cc="boardtrace-no-such-gcc"))
     with pytest.raises(BoardtraceError) as error:
         build_program(board, hello, tmp_path / "prog")
-    assert one_line(error).endswith(f"invoke toolchain-install --toolchain {board.toolchain.name}")
+    assert one_line(error).endswith(f"invoke toolchain.install --toolchain {board.toolchain.name}")
 
 
 def test_a_missing_source_is_one_line(tmp_path):
@@ -235,6 +236,23 @@ def test_invoke_run_with_strace_and_args(hello):
     assert 'write(1, "boardtrace says two words\\n"' in result.stderr
 
 
+def test_invoke_run_with_capture_pulls_the_session_home(hello, tmp_path):
+    result = invoke("run", "--src", str(hello), "--args", "captured 0", "--capture", "--home", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    (session,) = (tmp_path / "local").iterdir()
+    program = remote_program(load_board("local"), hello)
+    strace = (session / "strace.txt").read_text()
+    assert re.search(r'^(\d+ +)?execve\("%s", \[.*, "captured", "0"\]' % program, strace, re.M), strace
+    assert 'write(1, "boardtrace says captured\\n", 25) = 25' in strace
+    assert "sched_process_exec: filename=%s" % program in (session / "ftrace.txt").read_text()
+    assert (session / "dmesg.txt").stat().st_size > 0 and (session / "report.html").exists()
+
+
+def test_invoke_run_ftrace_needs_capture(hello):
+    result = invoke("run", "--src", str(hello), "--ftrace")
+    assert result.returncode == 1 and result.stderr == "error: --ftrace goes with --capture\n"
+
+
 def test_invoke_build_errors_are_one_line(tmp_path):
     src = tmp_path / "broken.c"
     src.write_text("int main(void) { return }\n")
@@ -244,6 +262,6 @@ def test_invoke_build_errors_are_one_line(tmp_path):
 
 
 def test_invoke_toolchain_install_unknown_toolchain():
-    result = invoke("toolchain-install", "--toolchain", "nope")
+    result = invoke("toolchain.install", "--toolchain", "nope")
     assert result.returncode == 1
     assert result.stderr.startswith("error: unknown toolchain 'nope'") and result.stderr.count("\n") == 1
