@@ -1,4 +1,5 @@
-"""`agent ftrace <verb>`: list, probe, record, start, stop, extract, stream, show, reset, report.
+"""`agent ftrace <verb>`: list, probe, record, start, stop, extract, stream, show, reset, mark,
+report.
 
 Ownership: record and stream work in an instance named after their own process
 (boardtrace-<pid>-<starttime>) and remove it when they end, however they end; one that was
@@ -18,7 +19,7 @@ from target.cli import AgentError, Parser
 from target.ftrace import config, probe, recorder, session as sessions, tracefs
 
 VERBS = ("list", "probe", "record", "start", "stop", "extract", "stream", "show", "reset",
-         "report")
+         "mark", "report")
 
 
 def parser():
@@ -52,6 +53,9 @@ def parser():
         if verb == "extract":
             v.add_argument("-o", dest="out", required=True, metavar="DIR")
     start.add_argument("--name", dest="name", default="default", metavar="NAME")
+    mark = sub.add_parser("mark", help="write an annotation (trace_marker) into the traces")
+    mark.add_argument("--name", metavar="NAME", help="only into this flight recorder")
+    mark.add_argument("text", nargs="+")
     rep = sub.add_parser("report", help="decode a capture directory", add_help=False)
     rep.add_argument("rest", nargs="*")
     return p
@@ -377,7 +381,33 @@ def do_reset(top, args):
     return 0
 
 
+def do_mark(top, args):
+    """The text into the top level's trace_marker and every live instance of ours that does
+    not copy it from there (copy_trace_marker, Linux 6.17+); with --name, that recorder only."""
+    text = " ".join(args.text) + "\n"
+    if args.name:
+        targets = [existing(top, args.name)]
+    else:
+        live = [n for n in sessions.ours(top) if n.startswith(sessions.KEEP)
+                or sessions.OWNED.match(n) and sessions.owner_alive(n)]
+        targets = [top] + [top.instance(n) for n in live if not copies_marker(top.instance(n))]
+    for target in targets:
+        try:
+            target.write("trace_marker", text)
+        except OSError as e:
+            raise AgentError("cannot write %s: %s" % (target.file("trace_marker"),
+                                                      probe.classify(e.errno))) from None
+    return 0
+
+
+def copies_marker(inst):
+    try:
+        return inst.read("options/copy_trace_marker").strip() == "1"
+    except OSError:
+        return False
+
+
 VERB_MAIN = {"list": do_list, "probe": do_probe, "record": do_record, "stream": do_stream,
              "start": do_start, "stop": do_stop, "extract": do_extract, "show": do_show,
-             "reset": do_reset}
+             "reset": do_reset, "mark": do_mark}
 

@@ -10,6 +10,7 @@ import sys
 import time
 
 from target.arch import interpreter_arch
+from target.ftrace.text import UNKNOWN
 
 FUNCTION_TRACERS = ("function", "function_graph")
 
@@ -145,6 +146,24 @@ def prints_symbols(out, events):
     return False
 
 
+def write_marker_symbol(dst):
+    """A kallsyms of one function, tracing_mark_write (the ip of every trace_marker write),
+    bounded by the symbol after it, named text.UNKNOWN: enough to print markers as the kernel
+    does without copying megabytes of kallsyms."""
+    found = None
+    try:
+        with open("/proc/kallsyms") as f:
+            for line in f:
+                if found is not None:
+                    with open(dst, "w") as out:
+                        out.write(found + line.split()[0] + " t " + UNKNOWN + "\n")
+                    return
+                if line.endswith(" tracing_mark_write\n"):
+                    found = line
+    except OSError:
+        pass
+
+
 def write_metadata(top, instance, out, info):
     """Everything but the pages: formats, headers, cmdlines, stats, meta.json.
     info: tracer, events, clock, cpus, page_size, start/stop times, needs_symbols."""
@@ -163,6 +182,8 @@ def write_metadata(top, instance, out, info):
     if info.get("needs_symbols") or prints_symbols(out, events):
         copy_optional("/proc/kallsyms", os.path.join(out, "kallsyms"))
         copy_optional(top.file("printk_formats"), os.path.join(out, "printk_formats"))
+    else:
+        write_marker_symbol(os.path.join(out, "kallsyms"))
     losses = {}
     for cpu in info["cpus"]:
         copy_optional(instance.file("per_cpu/cpu%d/stats" % cpu),

@@ -114,6 +114,35 @@ def test_flight_recorder(tracefs_dir, tmp_path):
     assert top_state(tracefs_dir) == before
 
 
+def test_marks_reach_the_recorder_once_and_print_as_the_kernel_prints_them(tracefs_dir, tmp_path):
+    """`ftrace mark` and a script's write to the top level's trace_marker (copied into our
+    instance where the kernel has copy_trace_marker, 6.17+) both appear, once each, in the
+    recorder, and our decode prints them as the kernel's `trace` does."""
+    name = "m%d" % os.getpid()
+    done = ftrace(tracefs_dir, "start", "--name", name, "-e", "sched:sched_process_exit")
+    assert done.returncode == 0, done.stderr
+    try:
+        assert ftrace(tracefs_dir, "mark", "phase", "one").returncode == 0
+        copies = tracefs.Tracefs(tracefs_dir).instance("boardtrace-keep-" + name).exists(
+            "options/copy_trace_marker")
+        if copies:
+            tracefs.Tracefs(tracefs_dir).write("trace_marker", "from a script\n")
+        assert ftrace(tracefs_dir, "mark", "--name", name, "only", "here").returncode == 0
+        assert ftrace(tracefs_dir, "stop", "--name", name).returncode == 0
+        shown = ftrace(tracefs_dir, "show", "--name", name).stdout
+        out = str(tmp_path / "x")
+        assert ftrace(tracefs_dir, "extract", "--name", name, "-o", out).returncode == 0
+    finally:
+        ftrace(tracefs_dir, "reset", "--name", name)
+    kernel = [line for line in shown.splitlines() if not line.startswith("#")]
+    marks = [line.split(": ", 1)[1] for line in kernel if "tracing_mark_write: " in line]
+    assert marks == ["tracing_mark_write: phase one"] + \
+        ["tracing_mark_write: from a script"] * copies + ["tracing_mark_write: only here"]
+    report = ftrace(tracefs_dir, "report", out)
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.splitlines() == kernel
+
+
 def test_show_top_level(tracefs_dir):
     done = ftrace(tracefs_dir, "show")
     assert done.returncode == 0 and done.stdout.startswith("# tracer:")
