@@ -79,6 +79,9 @@ def preempt_columns(count, migrate=True):
     return text
 
 
+UNKNOWN = "__boardtrace_unknown"  # a kallsyms name that says "no symbol known from here on"
+
+
 class Symbols:
     """Addresses -> names from a kallsyms text, as %ps prints them (no offset; ` [mod]`).
     The text is parsed at the first look-up (most traces never need it)."""
@@ -110,7 +113,7 @@ class Symbols:
             self._load(self.text)
             self.text = None
         i = bisect.bisect_right(self.addrs, addr) - 1
-        if i < 0 or not addr:
+        if i < 0 or not addr or self.names[i] == UNKNOWN:
             return "0x%x" % addr
         first = bisect.bisect_left(self.addrs, self.addrs[i])
         return self.names[first]
