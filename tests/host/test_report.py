@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import random
 import re
 import shlex
 import shutil
@@ -25,9 +24,9 @@ from host.errors import BoardtraceError
 from host.profiles import load_board
 from host.report import REPORT, load_session, render_report, value_text
 from host.sessions import capture
-from target.dmesg.record import Record, format_kmsg
 from tests.agent.kmsg import devkmsg_on, needs_kmsg
 from tests.host import browser
+from tests.host.synthetic import make_big_session
 
 REPO = Path(__file__).resolve().parents[2]
 INVOKE = Path(sys.executable).with_name("invoke")
@@ -294,91 +293,10 @@ def test_the_report_in_chromium(real_session: Path, tmp_path: Path) -> None:
 
 # ---- a big synthetic session --------------------------------------------------------------------
 
-def make_big_session(dest: Path, events: int = BIG_EVENTS, syscalls: int = BIG_SYSCALLS,
-                     dmesg: int = BIG_DMESG, cpus: int = 4, seconds: float = 10.0, seed: int = 1) -> Path:
-    """A session directory shaped like a pulled one (manifest, state, strace.jsonl, ftrace.jsonl,
-    ftrace/meta.json, dmesg.kmsg) with many records; returns dest. Used by the tests and bench/."""
-    rnd = random.Random(seed)
-    dest.mkdir(parents=True, exist_ok=True)
-    start = 5_000_000_000_000
-    span = int(seconds * 1e9)
-    spec = {"id": dest.name, "cmd": ["stress-ng", "--cpu", "4"], "strace": ["-f"],
-            "ftrace": ["-e", "sched", "-e", "irq:*"], "dmesg": True, "duration": seconds}
-    state = {"state": "done", "reason": f"the duration of {seconds:g} s is over", "id": dest.name,
-             "start_monotonic_ns": start, "end_monotonic_ns": start + span, "start_realtime_ns": 1_790_000_000_000_000_000,
-             "lost": {"dmesg": 0, "ftrace": 1234}, "events": {"strace": syscalls, "dmesg": dmesg}}
-    manifest = {"format": "boardtrace-session", "version": 1, "id": dest.name, "spec": spec, "state": state,
-                "agent": {"version": "0.1.0", "python": "3.11.2"},
-                "board": {"arch": {"name": "aarch64"}, "kernel": {"release": "6.1.0-synthetic"}},
-                "clocks": {"start": {"monotonic_ns": start, "realtime_ns": 1_790_000_000_000_000_000},
-                           "end": {"monotonic_ns": start + span}}, "files": []}
-    (dest / "manifest.json").write_text(json.dumps(manifest))
-    (dest / "state.json").write_text(json.dumps(state))
-    (dest / "spec.json").write_text(json.dumps(spec))
-
-    tasks = [(f"worker{i}", 1000 + i) for i in range(60)] + [("<idle>", 0)]
-    threads = [(2000 + p, 2000 + p + 100 * t) for p in range(40) for t in range(2)]
-    names = ["read", "write", "openat", "close", "futex", "mmap", "newfstatat", "clock_nanosleep", "epoll_wait"]
-    with open(dest / "strace.jsonl", "w") as f:
-        f.write('{"type":"header","schema":"boardtrace-strace","version":1,"clock":"monotonic","pid":1}\n')
-        step = span // syscalls
-        for i in range(syscalls):
-            pid, tid = threads[i % len(threads)]
-            name = names[rnd.randrange(len(names))]
-            ts = start + i * step + rnd.randrange(step // 2)
-            dur = rnd.randrange(1000, step * len(threads) // 2)
-            if name == "openat":
-                err = rnd.random() < 0.2
-                args = f'[{{"const":"AT_FDCWD","value":-100}},"/usr/lib/file{i % 500}.so",{{"flags":["O_RDONLY","O_CLOEXEC"],"value":524288}}]'
-                ret = '-1,"error":"ENOENT","errno":2' if err else '3,"error":null'
-            else:
-                args = f'[{i % 17},"0x7f{i % 4096:04x}",{rnd.randrange(4096)}]'
-                ret = f'{rnd.randrange(4096)},"error":null'
-            f.write(f'{{"type":"syscall","syscall":"{name}","args":{args},"retval":{ret},'
-                    f'"duration_ns":{dur},"pid":{pid},"tid":{tid},"ts_ns":{ts},"wall":1790000000.0}}\n')
-
-    (dest / "ftrace").mkdir(exist_ok=True)
-    lost = {str(c): (1234 if c == 1 else 0) for c in range(cpus)}
-    (dest / "ftrace" / "meta.json").write_text(json.dumps(
-        {"format": "boardtrace-ftrace", "version": 1, "cpus": list(range(cpus)), "clock": "mono",
-         "lost": lost, "start_monotonic_ns": start, "stop_monotonic_ns": start + span}))
-    with open(dest / "ftrace.jsonl", "w") as f:
-        step = span / events
-        current = [tasks[-1]] * cpus
-        for i in range(events):
-            ts = start + int(i * step)
-            cpu = rnd.randrange(cpus)
-            if i == events // 2:
-                f.write(f'{{"type":"lost","ts":{ts},"cpu":1,"count":1234}}\n')
-            comm, pid = current[cpu]
-            if rnd.random() < 0.7:
-                nxt = tasks[rnd.randrange(len(tasks))]
-                current[cpu] = nxt
-                text = (f"sched_switch: prev_comm={comm} prev_pid={pid} prev_prio=120 prev_state=S ==> "
-                        f"next_comm={nxt[0]} next_pid={nxt[1]} next_prio=120")
-                fields = (f'{{"prev_comm":"{comm}","prev_pid":{pid},"prev_prio":120,"prev_state":1,'
-                          f'"next_comm":"{nxt[0]}","next_pid":{nxt[1]},"next_prio":120}}')
-                event = "sched_switch"
-            else:
-                woken = tasks[rnd.randrange(len(tasks) - 1)]
-                text = f"sched_wakeup: comm={woken[0]} pid={woken[1]} prio=120 target_cpu={cpu:03d}"
-                fields = f'{{"comm":"{woken[0]}","pid":{woken[1]},"prio":120,"target_cpu":{cpu}}}'
-                event = "sched_wakeup"
-            f.write(f'{{"type":"event","ts":{ts},"cpu":{cpu},"pid":{pid},"comm":"{comm}","flags":1,'
-                    f'"preempt_count":2,"lat":"d..2.","system":"sched","event":"{event}","fields":{fields},'
-                    f'"text":"{text}"}}\n')
-
-    with open(dest / "dmesg.kmsg", "wb") as f:
-        for i in range(dmesg):
-            level = 3 if i % 100 == 0 else 4 if i % 10 == 0 else 6
-            ts_usec = (start - span // 2 + i * (span * 3 // 2) // dmesg) // 1000
-            f.write(format_kmsg(Record(level, i, ts_usec, b"synthetic record %d" % i)) + b"\0")
-    return dest
-
-
 @pytest.fixture(scope="module")
 def big_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_big_session(tmp_path_factory.mktemp("big") / "synthetic" / "20260101-000000-big0")
+    return make_big_session(tmp_path_factory.mktemp("big") / "synthetic" / "20260101-000000-big0",
+                            BIG_EVENTS, BIG_SYSCALLS, BIG_DMESG)
 
 
 def test_a_big_session_renders_compact(big_session: Path) -> None:
