@@ -36,7 +36,7 @@ TEMPLATES = Path(__file__).with_name("templates")
 TEMPLATE = "report.html.j2"
 STATIC = ("report.css", "report.js")    # inlined into the page
 ARGS_MAX = 200                          # characters of an argument summary
-FORMAT_VERSION = 1                      # of the embedded JSON (window.boardtraceReport.data)
+FORMAT_VERSION = 2                      # of the embedded JSON (window.boardtraceReport.data)
 
 
 # ---- the session ------------------------------------------------------------------------------
@@ -73,6 +73,16 @@ class Syscall:
 
 
 @dataclass(slots=True)
+class ProcessEvent:
+    """A signal delivered, a thread that exited or was killed: strace's --- and +++ lines."""
+    pid: int
+    tid: int
+    kind: str                   # signal, exit, killed
+    text: str                   # as strace prints it
+    ts_ns: int
+
+
+@dataclass(slots=True)
 class FtraceEvent:
     ts_ns: int
     cpu: int
@@ -105,6 +115,7 @@ class Session:
     dir: Path
     facts: Facts
     syscalls: list[Syscall] = field(default_factory=list)
+    process_events: list[ProcessEvent] = field(default_factory=list)   # filled with syscalls
     events: list[FtraceEvent] = field(default_factory=list)
     dmesg: list[DmesgRecord] = field(default_factory=list)
     cpus: list[int] = field(default_factory=list)            # ftrace's CPUs
@@ -217,7 +228,12 @@ def _jsonl(path: Path, notes: list[str]) -> Iterator[dict[str, Any]]:
 
 
 def _syscalls(path: Path, session: Session) -> Iterator[Syscall]:
+    """The syscalls; signals and thread ends go to session.process_events on the way."""
     for r in _jsonl(path, session.notes):
+        if r.get("type") in PROCESS_EVENTS:
+            session.process_events.append(ProcessEvent(
+                int(r.get("pid") or 0), int(r.get("tid") or r.get("pid") or 0), r["type"],
+                process_event_text(r), int(r.get("ts_ns") or 0)))
         if r.get("type") != "syscall":
             continue
         error = r.get("error")
@@ -233,6 +249,22 @@ def _syscalls(path: Path, session: Session) -> Iterator[Syscall]:
                       name=str(r.get("syscall")), args=args_text(r.get("args") or []),
                       retval=r.get("retval"), result=result, error=error, ts_ns=int(r.get("ts_ns") or 0),
                       duration_ns=r.get("duration_ns"))
+
+
+PROCESS_EVENTS = ("signal", "exit", "killed")
+PROCESS_EVENT_NAMES = {"signal": "signal", "exit": "exited", "killed": "killed"}  # not a syscall's name
+_NOT_SIGINFO = ("type", "pid", "tid", "ts_ns", "wall", "signal")
+
+
+def process_event_text(r: dict[str, Any]) -> str:
+    """strace's line for a signal, exit or killed record of strace.jsonl."""
+    if r["type"] == "exit":
+        return f"+++ exited with {r.get('code')} +++"
+    if r["type"] == "killed":
+        return f"+++ killed by {r.get('signal')}{' (core dumped)' if r.get('core_dumped') else ''} +++"
+    info = ", ".join(f"{k}={r['signal'] if k == 'si_signo' else v if isinstance(v, str) else value_text(v)}"
+                     for k, v in r.items() if k not in _NOT_SIGINFO)   # strings: names, "0x..." addresses
+    return f"--- {r.get('signal')} {{{info}}} ---"
 
 
 def _events(path: Path, session: Session) -> Iterator[FtraceEvent]:
@@ -361,7 +393,10 @@ def page_data(session: Session) -> dict[str, Any]:
     f, t0, s = session.facts, session.facts.start_ns, _Strings()
     s("")
 
-    calls = sorted(session.syscalls, key=lambda c: c.ts_ns)
+    # the timeline's syscall lanes carry signals and thread ends too (kind 1 and 2), as strace's
+    # output does; the syscall tables and counts leave them out
+    calls: list[Syscall | ProcessEvent] = sorted([*session.syscalls, *session.process_events],
+                                                 key=lambda c: c.ts_ns)
     threads = sorted({(c.pid, c.tid) for c in calls})
     thread_index = {t: i for i, t in enumerate(threads)}
     names = session.comms
@@ -381,11 +416,11 @@ def page_data(session: Session) -> dict[str, Any]:
     dm_fac = [s(r.facility_name) for r in dmesg]
     ft_ev = [s(e.event) for e in events]
     ft_task = [s(f"{e.comm}-{e.pid}") for e in events]
-    sys_name = [s(c.name) for c in calls]
-    sys_err = [s(c.error) if c.error else 0 for c in calls]
+    sys_name = [s(c.name if isinstance(c, Syscall) else PROCESS_EVENT_NAMES[c.kind]) for c in calls]
+    sys_err = [s(c.error) if isinstance(c, Syscall) and c.error else 0 for c in calls]
     ft_text = [s(e.text) for e in events]
-    sys_res = [s(c.result) for c in calls]
-    sys_args = [s(c.args) for c in calls]
+    sys_res = [s(c.result if isinstance(c, Syscall) else "") for c in calls]
+    sys_args = [s(c.args if isinstance(c, Syscall) else c.text) for c in calls]
     dm_msg = [s(r.text) for r in dmesg]
     return {
         "version": FORMAT_VERSION,
@@ -399,7 +434,9 @@ def page_data(session: Session) -> dict[str, Any]:
             "lanes": sys_lanes,
             "lane": [thread_index[(c.pid, c.tid)] for c in calls],
             "ts": _deltas([c.ts_ns - t0 for c in calls]),
-            "dur": [-1 if c.duration_ns is None else c.duration_ns for c in calls],
+            "dur": [0 if not isinstance(c, Syscall) else -1 if c.duration_ns is None else c.duration_ns
+                    for c in calls],
+            "kind": [0 if isinstance(c, Syscall) else 1 if c.kind == "signal" else 2 for c in calls],
             "name": sys_name,
             "args": sys_args,
             "res": sys_res,

@@ -17,8 +17,11 @@ function undelta(a) {
 const I32 = (a) => Int32Array.from(a);
 
 // ---- the items: column arrays, times in ns relative to the session start ----------------------
+// sys.kind: 0 a syscall, 1 a signal delivered, 2 a thread that exited or was killed (the text in args)
 const sys = {ts: undelta(D.sys.ts), dur: Float64Array.from(D.sys.dur), lane: I32(D.sys.lane),
-             name: I32(D.sys.name), args: I32(D.sys.args), res: I32(D.sys.res), err: I32(D.sys.err)};
+             name: I32(D.sys.name), args: I32(D.sys.args), res: I32(D.sys.res), err: I32(D.sys.err),
+             kind: I32(D.sys.kind)};
+const KIND_COLORS = [null, "#e80", "#000"];
 const ft = {ts: undelta(D.ft.ts), cpu: I32(D.ft.cpu), task: I32(D.ft.task), ev: I32(D.ft.ev),
             text: I32(D.ft.text)};
 const dm = {ts: undelta(D.dm.ts), lvl: I32(D.dm.lvl), fac: I32(D.dm.fac), msg: I32(D.dm.msg)};
@@ -159,9 +162,9 @@ function drawLane(l, y) {
       let x0 = X(ts[k]), w = 1;
       if (l.kind === "sys") {
         const d = sys.dur[i];
-        w = Math.max(1, (d > 0 ? d : 0) / nsPerPx);
+        w = sys.kind[i] ? 2 : Math.max(1, (d > 0 ? d : 0) / nsPerPx);
         if (x0 + w < LABEL_W) continue;
-        ctx.fillStyle = sys.err[i] ? "#d00" : hue(sys.name[i]);
+        ctx.fillStyle = sys.kind[i] ? KIND_COLORS[sys.kind[i]] : sys.err[i] ? "#d00" : hue(sys.name[i]);
       } else if (l.kind === "ft") {
         ctx.fillStyle = hue(ft.ev[i]);
       } else {
@@ -334,11 +337,16 @@ function reveal(kind, index) {
 const detailsEl = document.getElementById("details");
 function describe(kind, i) {
   const at = (t) => fmtTime(t) + "  (CLOCK_MONOTONIC " + (D.start + t) + " ns)";
+  const thread = (i) => sysLaneLabel[sys.lane[i]] + "  (pid " + D.sys.lanes[sys.lane[i]][0] +
+    ", tid " + D.sys.lanes[sys.lane[i]][1] + ")";
+  if (kind === "sys" && sys.kind[i]) {
+    return [S[sys.args[i]], "", "event     " + S[sys.name[i]], "thread    " + thread(i),
+            "time      " + at(sys.ts[i])].join("\n");
+  }
   if (kind === "sys") {
     const err = sys.err[i] ? S[sys.err[i]] : null, dur = sys.dur[i];
     return [S[sys.name[i]] + "(" + S[sys.args[i]] + ") = " + S[sys.res[i]],
-            "", "syscall   " + S[sys.name[i]], "thread    " + sysLaneLabel[sys.lane[i]] +
-            "  (pid " + D.sys.lanes[sys.lane[i]][0] + ", tid " + D.sys.lanes[sys.lane[i]][1] + ")",
+            "", "syscall   " + S[sys.name[i]], "thread    " + thread(i),
             "time      " + at(sys.ts[i]), "duration  " + (dur < 0 ? "did not return" : fmtDur(dur)),
             "args      " + S[sys.args[i]], "result    " + S[sys.res[i]],
             "status    " + (err ? "FAILED: " + err : "ok")].join("\n");
@@ -421,9 +429,10 @@ const sysSummary = Table("syscall-summary", [
   }});
 const sysTable = Table("syscalls", [
   {title: "time", cls: N, get: (i) => fmtTime(sys.ts[i])}, {title: "thread", get: (i) => sysLaneLabel[sys.lane[i]]},
-  {title: "syscall", cls: "name", get: (i) => S[sys.name[i]]}, {title: "arguments", cls: TXT, get: (i) => S[sys.args[i]]},
+  {title: "syscall", cls: "name", get: (i) => sys.kind[i] ? "" : S[sys.name[i]]},
+  {title: "arguments", cls: TXT, get: (i) => S[sys.args[i]]},
   {title: "result", cls: "result", get: (i) => S[sys.res[i]]},
-  {title: "duration", cls: N, get: (i) => sys.dur[i] < 0 ? "-" : fmtDur(sys.dur[i])}],
+  {title: "duration", cls: N, get: (i) => sys.dur[i] < 0 || sys.kind[i] ? "-" : fmtDur(sys.dur[i])}],
   {rowClass: (i) => sys.err[i] ? "error" : "", onClick: (i) => goTo("sys", i)});
 
 let ftRows = [];
@@ -455,7 +464,10 @@ function fillTables() {
   // syscalls: per process and syscall
   const agg = new Map(), sysRows = matched(nSys, sysM);
   let errors = 0;
+  let calls = 0;
   for (const i of sysRows) {
+    if (sys.kind[i]) continue;
+    calls++;
     const pid = D.sys.lanes[sys.lane[i]][0], key = pid + "\u0000" + sys.name[i];
     let r = agg.get(key);
     if (!r) agg.set(key, r = {proc: pidLabel.get(pid), name: S[sys.name[i]], count: 0, errors: 0, total: 0, max: 0, timed: 0});
@@ -465,7 +477,7 @@ function fillTables() {
     if (d >= 0) { r.total += d; r.timed++; if (d > r.max) r.max = d; }
   }
   sysAgg = [...agg.values()].sort((a, b) => b.total - a.total || b.count - a.count);
-  document.getElementById("syscall-count").textContent = sysRows.length;
+  document.getElementById("syscall-count").textContent = calls;
   document.getElementById("syscall-errors").textContent = errors;
   sysSummary.set(sysAgg);
   sysTable.set(sysRows);
@@ -516,7 +528,7 @@ resize();
 window.boardtraceReport = {
   data: D, lanes, view, itemAt, reveal, showDetails, setView, draw, applySearch,
   laneOf: (kind, index) => lanes.indexOf(kind === "sys" ? sysLanes[sys.lane[index]] : kind === "ft" ? cpuLane.get(ft.cpu[index]) : dmLane),
-  findSyscall: (name, text) => {
+  findSyscall: (name, text) => {    // also a signal or an end: name "signal", "exited" or "killed"
     for (let i = 0; i < nSys; i++) if (S[sys.name[i]] === name && S[sys.args[i]].includes(text)) return i;
     return -1;
   },

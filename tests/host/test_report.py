@@ -252,6 +252,22 @@ def test_the_report_in_chromium(real_session: Path, tmp_path: Path) -> None:
         click_canvas(driver, where["x"], where["y"])
         assert text("details").startswith("report-test") and "level     err (3)" in text("details")
 
+        # signals and thread ends are on the threads' lanes, as in strace's output, not in the counts
+        ended = jsonl(real_session / "strace.jsonl", "exit")
+        signals = jsonl(real_session / "strace.jsonl", "signal")
+        assert ended and signals, "sh's children exit and it gets SIGCHLD"
+        strace_txt = (real_session / "strace.txt").read_text()
+        end = driver.execute_script("return boardtraceReport.findSyscall('exited', '+++ exited with')")
+        where = driver.execute_script("return boardtraceReport.reveal('sys', arguments[0])", end)
+        click_canvas(driver, where["x"], where["y"])
+        assert text("details").splitlines()[0] in strace_txt and "event     exited" in text("details")
+        sig = driver.execute_script("return boardtraceReport.findSyscall('signal', '--- SIGCHLD')")
+        where = driver.execute_script("return boardtraceReport.reveal('sys', arguments[0])", sig)
+        click_canvas(driver, where["x"], where["y"])
+        line = text("details").splitlines()[0]
+        assert re.match(r"^--- SIGCHLD \{si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=\d+, ", line), line
+        assert any(l.split(None, 1)[-1].startswith(line[:40]) for l in strace_txt.splitlines())
+
         # zoom and pan change the view
         driver.find_element("id", "zoom-session").click()
         span = lambda: driver.execute_script("const v = boardtraceReport.view; return [v.a, v.b]")  # noqa: E731
