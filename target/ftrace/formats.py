@@ -1,6 +1,9 @@
-"""Parsing tracefs `format`, `header_page` and `header_event` files, and compiling an event
-format into one precompiled struct.Struct that unpacks a record's fixed part at once."""
+"""Parsing tracefs `format`, `header_page` and `header_event` files, compiling an event
+format into one precompiled struct.Struct that unpacks a record's fixed part at once, and
+getting several values out of a decoded record with as few Python calls as possible."""
 
+import itertools
+import operator
 import re
 import struct
 
@@ -143,18 +146,22 @@ class Decoder:
     """A format compiled for one byte order: decode(buf, start, end) -> dict of field values.
 
     Numbers are ints (signed as the format says), char arrays and __data_loc char[] are str,
-    other dynamic or flexible data are bytes, number arrays are lists of ints."""
+    other dynamic or flexible data are bytes, number arrays are lists of ints.
+
+    When the Struct's values are the whole record (values_only: numbers, arrays of them,
+    fixed-size bytes), values(buf, start, end) gives just them, slots names them and
+    record(values) makes decode's dict of them."""
 
     def __init__(self, fmt, big_endian=False):
         self.format = fmt
         codes = []
         names = []
         pos = 0
-        flat = 0               # how many values the Struct yields before this field
         self.strings = []      # index into values of fields holding bytes to turn into str
         self.arrays = []       # (index, count): number arrays, flattened by the Struct
         self.locs = []         # (name, index, relative base or None, as_str)
         self.flex = []         # (name, offset)
+        self.slots = []        # per value of the Struct: its field's name, or (name, index)
         for f in sorted(fmt.fields, key=lambda f: f.offset):
             if f.kind == "flex":
                 self.flex.append((f.name, f.offset, "char" in f.type))
@@ -170,8 +177,8 @@ class Decoder:
             elif f.kind == "array":
                 code = INT_CODES[f.size // f.count]
                 codes.append("%d%s" % (f.count, code if f.signed else code.upper()))
-                self.arrays.append((flat, f.count))
-                flat += f.count - 1
+                self.arrays.append((len(self.slots), f.count))
+                self.slots.extend((f.name, i) for i in range(f.count))
             elif f.kind in ("data_loc", "rel_loc"):
                 codes.append("I" if f.size == 4 else "%ds" % f.size)
                 base = f.offset + f.size if f.kind == "rel_loc" else 0
@@ -181,21 +188,27 @@ class Decoder:
                 if f.kind == "str":
                     self.strings.append(index)
             names.append(f.name)
-            flat += 1
+            if f.kind != "array":
+                self.slots.append(f.name)
             pos = f.offset + f.size
         self.names = names
         self.struct = struct.Struct(("<" if not big_endian else ">") + "".join(codes))
         self.size = self.struct.size
         self.simple = not (self.strings or self.arrays or self.locs or self.flex)
-
-    def decode(self, buf, start, end):
-        """Field values of the record buf[start:end]; raises struct.error when too short."""
-        values = self.struct.unpack_from(buf, start)
+        # no strings to cut at their NUL, no data past the Struct
+        self.values_only = not (self.strings or self.locs or self.flex)
+        # decode is a closure over what it needs: no attribute look-ups per record
         if self.simple:
-            return dict(zip(self.names, values))
-        values = list(values)
-        for index, count in reversed(self.arrays):
-            values[index:index + count] = [list(values[index:index + count])]
+            self.decode = _plain(self.struct.unpack_from, names)
+        elif self.values_only:
+            self.decode = _recorded(self.struct.unpack_from, self.record)
+        else:
+            self.decode = self.decode_all
+        self.values = _values(self.struct.unpack_from)
+
+    def decode_all(self, buf, start, end):
+        """Field values of the record buf[start:end]; raises struct.error when too short."""
+        values = self.grouped(self.struct.unpack_from(buf, start))
         for index in self.strings:
             values[index] = cstr(values[index])
         record = dict(zip(self.names, values))
@@ -210,6 +223,100 @@ class Decoder:
             data = bytes(buf[start + offset:end])
             record[name] = cstr(data) if as_str else data
         return record
+
+    def grouped(self, values):
+        """The Struct's values as a list, each array's elements in one list."""
+        values = list(values)
+        for index, count in reversed(self.arrays):
+            values[index:index + count] = [values[index:index + count]]
+        return values
+
+    def record(self, values):
+        """The record decode gives, from the Struct's values of a values_only format."""
+        return dict(zip(self.names, self.grouped(values)))
+
+    def values_getter(self, refs):
+        """A function (the Struct's values) -> the tuple of those refs name (field names, or
+        (name, index) of array elements), or None when a ref is not one of the slots."""
+        where = {slot: i for i, slot in enumerate(self.slots)}
+        if not all(isinstance(ref, (str, tuple)) and ref in where for ref in refs):
+            return None
+        return tuple_getter([where[ref] for ref in refs])
+
+
+def _values(unpack):
+    """values(buf, start, end): the Struct's values of the record (as decode, the same
+    struct.error when too short)."""
+    def values(buf, start, end):
+        return unpack(buf, start)
+    return values
+
+
+def _plain(unpack, names):
+    """decode for formats of numbers (and fixed-size bytes) only."""
+    def decode(buf, start, end):
+        return dict(zip(names, unpack(buf, start)))
+    return decode
+
+
+def _recorded(unpack, record):
+    """decode for the other values_only formats."""
+    def decode(buf, start, end):
+        return record(unpack(buf, start))
+    return decode
+
+
+def fields_getter(refs):
+    """A function record -> the tuple of the values refs point at, each ref a field name,
+    (name, index) for an element of a number array, or a function record -> value. Runs of
+    names and of elements of one array each take one operator.itemgetter call."""
+    parts = []
+    for key, run in itertools.groupby(refs, key=_run_key):
+        run = list(run)
+        if key is None:
+            parts.extend(_one(ref) for ref in run)
+        elif key == NAMES:
+            parts.append(tuple_getter(run))
+        else:
+            parts.append(_elements(key, [index for _, index in run]))
+    get = parts[0] if parts else tuple_getter([])
+    for part in parts[1:]:
+        get = _concat(get, part)
+    return get
+
+
+NAMES = ("names",)  # the run key of plain field names (never an array's name)
+
+
+def _run_key(ref):
+    if isinstance(ref, str):
+        return NAMES
+    if isinstance(ref, tuple):
+        return ref[0]
+    return None
+
+
+def tuple_getter(names):
+    """A function record -> the tuple of these fields' values."""
+    if not names:
+        return lambda rec: ()
+    if len(names) == 1:
+        name = names[0]
+        return lambda rec: (rec[name],)
+    return operator.itemgetter(*names)
+
+
+def _elements(name, indexes):
+    pick = tuple_getter(indexes)
+    return lambda rec: pick(rec[name])
+
+
+def _concat(first, second):
+    return lambda rec: first(rec) + second(rec)
+
+
+def _one(get):
+    return lambda rec: (get(rec),)
 
 
 def cstr(data):

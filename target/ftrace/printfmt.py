@@ -8,6 +8,8 @@ import ast
 import operator
 import re
 
+from target.ftrace import formats
+
 CONV_RE = re.compile(r"%([-+ #0]*)(\d+)?(?:\.(\d+))?(hh|h|ll|l|z|j|t)?([diouxXcsp%])")
 CAST_RE = re.compile(r"^\(\s*(?:(?:unsigned|signed|const|struct|enum|long|int|char|short|void"
                      r"|u8|u16|u32|u64|s8|s16|s32|s64|bool|size_t|pid_t)\b\s*)+\**\s*\)\s*")
@@ -179,67 +181,152 @@ def flags(value, delim, pairs):
     return delim.join(out)
 
 
-def _converter(flags_, width, precision, length, conv, long_bits, ksym):
-    spec = "%" + flags_ + (width or "") + ("." + precision if precision else "")
+def _converter(flags_, width, precision, length, conv, long_bits):
+    """(the Python spec after its %, the value's normaliser (None: the value as it is; %s
+    needs none, the % operator calls str), the range of values the normaliser leaves alone
+    as (bits, signed), or None)."""
+    spec = flags_ + (width or "") + ("." + precision if precision else "")
     if conv == "s":
-        return spec + "s", _as_str
+        return spec + "s", None, None
     if conv == "c":
-        return spec + "c", lambda v: chr(v & 0xff)
+        return spec + "c", lambda v: chr(v & 0xff), None
     bits = {"hh": 8, "h": 16, "ll": 64, "l": long_bits, "z": long_bits, "j": 64,
             "t": long_bits}.get(length, 32)
-    if conv == "p":
-        return None, None
     mask = (1 << bits) - 1
     if conv in "di":
         top = 1 << (bits - 1)
-        return spec + "d", lambda v: ((v & mask) ^ top) - top
-    return spec + conv, lambda v: v & mask
+        return spec + "d", lambda v: ((v & mask) ^ top) - top, (bits, True)
+    return spec + conv, lambda v: v & mask, (bits, False)
 
 
-def _as_str(value):
-    return value if isinstance(value, str) else str(value)
+def _pointer(ext, long_bits, ksym):
+    """%p with its extension letters: %ps/%pS/%pf/%pF print the symbol, others the address."""
+    if ext[:1] in ("s", "S", "f", "F"):
+        return "s", lambda v: ksym(v), None
+    mask = (1 << long_bits) - 1
+    return "0" + str(long_bits // 4) + "x", lambda v: v & mask, (long_bits, False)
 
 
-def compile_print(fmt, long_bits=64, ksym=None):
-    """fmt (a formats.Format) -> function record -> str, or None if unsupported."""
+def _in_range(field, kept):
+    """Whether every value the Decoder gives for this number field (or array element) is
+    one the normaliser keeps as it is: then it can be skipped."""
+    if kept is None or field is None:
+        return False
+    bits, signed = kept
+    size = field.size // field.count if field.kind == "array" else field.size
+    if field.signed:
+        return signed and size * 8 <= bits
+    return size * 8 < bits or (size * 8 == bits and not signed)
+
+
+def _number_field(expr, fmt):
+    """(Field, index or None) when expr is REC->f or REC->f[i] of a number field whose name
+    is not used twice, else (None, None)."""
+    match = REC_RE.match(strip_expr(expr))
+    if not match:
+        return None, None
+    name = match.group(1)
+    same = [f for f in fmt.fields if f.name == name]
+    if len(same) != 1 or same[0].kind not in ("int", "array"):
+        return None, None
+    index = None if match.group(2) is None else int(match.group(2))
+    if (index is None) != (same[0].kind == "int"):
+        return None, None
+    return same[0], index
+
+
+def compile_print(fmt, long_bits=64, ksym=None, prefix="", decoder=None):
+    """fmt (a formats.Format) -> function record -> prefix + str, or None if unsupported.
+    Records are those of formats.Decoder: a number is already in its C type's range, so a
+    conversion that keeps that range (%d of an int, %lx of an unsigned long) is left out.
+    With the decoder of a values_only format, the function takes the Struct's values instead
+    of a record (None when an argument needs the record)."""
     parsed = split_print_fmt(fmt.print_fmt)
     if parsed is None:
         return None
     text, args = parsed
-    pieces = []
-    convs = []
-    pos = 0
-    ksym = ksym or (lambda addr: "0x%x" % addr)
-    for match in CONV_RE.finditer(text):
-        pieces.append(text[pos:match.start()].replace("%", "%%"))
-        pos = match.end()
-        flags_, width, precision, length, conv = match.groups()
-        if conv == "%":
-            pieces.append("%%")
-            continue
-        if conv == "p":
-            ext = re.match(r"[A-Za-z0-9]*", text[pos:]).group(0)
-            pos += len(ext)
-            if ext[:1] in ("s", "S", "f", "F"):
-                pieces.append("%s")
-                convs.append(lambda v: ksym(v))
-            else:
-                pieces.append("%0" + str(long_bits // 4) + "x")
-                mask = (1 << long_bits) - 1
-                convs.append(lambda v, m=mask: v & m)
-            continue
-        spec, norm = _converter(flags_, width, precision, length, conv, long_bits, ksym)
-        pieces.append(spec)
-        convs.append(norm)
-    pieces.append(text[pos:].replace("%", "%%"))
-    if len(convs) != len(args):
+    pieces, specs = _conversions(prefix, text, long_bits, ksym or (lambda addr: "0x%x" % addr))
+    if len(specs) != len(args):
         return None
     getters = [compile_arg(arg, fmt) for arg in args]
     if not all(getters):
         return None
-    pyfmt = "".join(pieces)
-    pairs = list(zip(getters, convs))
+    refs = [_ref(arg, get, spec, fmt) for arg, get, spec in zip(args, getters, specs)]
+    if decoder is not None:
+        return _from_values(_join(pieces, specs, [""] * len(specs)),
+                            decoder.values_getter(refs))
+    if all(isinstance(ref, str) for ref in refs):
+        # every argument is a field printed as it is: format straight from the record
+        return _join(pieces, specs, ["(%s)" % name for name in refs]).__mod__
+    pyfmt = _join(pieces, specs, [""] * len(specs))
+    values = formats.fields_getter(refs)
 
     def render(rec):
-        return pyfmt % tuple([conv(get(rec)) for get, conv in pairs])
+        return pyfmt % values(rec)
     return render
+
+
+def _from_values(pyfmt, values):
+    if values is None:
+        return None
+    return lambda flat: pyfmt % values(flat)
+
+
+def _conversions(prefix, text, long_bits, ksym):
+    """The C format text -> (the literal pieces around its conversions, %-escaped, prefix
+    first; per conversion (Python spec after its %, normaliser, range it keeps))."""
+    pieces = [prefix.replace("%", "%%")]
+    specs = []
+    pos = 0
+    for match in CONV_RE.finditer(text):
+        pieces[-1] += text[pos:match.start()].replace("%", "%%")
+        pos = match.end()
+        flags_, width, precision, length, conv = match.groups()
+        if conv == "%":
+            pieces[-1] += "%%"
+            continue
+        if conv == "p":
+            ext = re.match(r"[A-Za-z0-9]*", text[pos:]).group(0)
+            pos += len(ext)
+            specs.append(_pointer(ext, long_bits, ksym))
+        else:
+            specs.append(_converter(flags_, width, precision, length, conv, long_bits))
+        pieces.append("")
+    pieces[-1] += text[pos:].replace("%", "%%")
+    return pieces, specs
+
+
+def _ref(arg, get, spec, fmt):
+    """What fills one conversion (see formats.fields_getter): the field's name or (name,
+    index) when its value prints as it is, else a function record -> normalised value."""
+    _, norm, kept = spec
+    field, index = _number_field(arg, fmt)
+    if norm is not None and not _in_range(field, kept):
+        return _then(get, norm)
+    name = getter_name(arg, fmt)
+    if name:
+        return name
+    return (field.name, index) if index is not None else get
+
+
+def getter_name(expr, fmt):
+    """The field name when expr is REC->f or __get_str(f) (the record's value as it is)."""
+    expr = strip_expr(expr)
+    match = REC_RE.match(expr)
+    if match and match.group(2) is None and match.group(1) in fmt.by_name:
+        return match.group(1)
+    match = GET_STR_RE.match(expr)
+    if match and match.group(1) in fmt.by_name:
+        return match.group(1)
+    return None
+
+
+def _join(pieces, specs, keys):
+    out = [pieces[0]]
+    for (spec, _, _), key, piece in zip(specs, keys, pieces[1:]):
+        out.append("%" + key + spec + piece)
+    return "".join(out)
+
+
+def _then(get, conv):
+    return lambda rec: conv(get(rec))

@@ -1,11 +1,13 @@
 """`agent ftrace report DIR [--json] [--cpu N]...`: decode a capture directory to the
 kernel's `trace` text or to JSON Lines (docs/ftrace-json.md)."""
 
-import json
+import itertools
 import sys
 
 from target.cli import AgentError, Parser
 from target.ftrace import decode, graph
+
+BATCH = 2000  # lines per write
 
 
 def parse_args(argv):
@@ -42,22 +44,30 @@ def main(argv):
         raise AgentError("no cpu %d in this capture (cpus: %s)" % (
             unknown_cpus[0], ", ".join(map(str, capture.cpus))))
     counts = {"event": 0, "lost": 0, "corrupt": 0, "unknown": 0}
-    out = sys.stdout
-    write = out.write
     if args.json:
-        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        for item in decode.json_items(capture, args.cpu):
-            counts[item["type"]] += 1
-            write(dumps(item) + "\n")
+        write_lines(sys.stdout, decode.json_lines(capture, args.cpu, counts))
     else:
-        for line in text_lines(capture, args.cpu):
-            if line.startswith("CPU:"):
-                count_marker(line, counts)
-            write(line + "\n")
-    out.flush()
+        write_lines(sys.stdout, text_lines(capture, args.cpu), counts)
     for note in summary(capture, counts):
         print("ftrace report: %s" % note, file=sys.stderr)
     return 0
+
+
+def write_lines(out, lines, counts=None):
+    """Write the lines, BATCH at a time; with counts, count the text's marker lines."""
+    lines = iter(lines)
+    while True:
+        batch = list(itertools.islice(lines, BATCH))
+        if not batch:
+            break
+        batch.append("")
+        chunk = "\n".join(batch)
+        if counts is not None and "CPU:" in chunk:
+            for line in batch:
+                if line.startswith("CPU:"):
+                    count_marker(line, counts)
+        out.write(chunk)
+    out.flush()
 
 
 def text_lines(capture, cpus=None):

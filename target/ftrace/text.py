@@ -6,9 +6,10 @@ Line: `<comm:16>-<pid:-7> [<cpu:03>] <irqs-off><need-resched><hard/softirq><pree
 option hash-ptr off; the kernel's default hash cannot be reproduced."""
 
 import bisect
+import operator
 import re
 
-from target.ftrace import printfmt
+from target.ftrace import formats, printfmt
 
 NS_CLOCKS = ("local", "global", "perf", "mono", "mono_raw", "boot", "tai")
 PAIR_RE = re.compile(r'\{\s*(0x[0-9a-fA-F]+|\d+)\s*,\s*"([^"]*)"\s*\}')
@@ -130,7 +131,9 @@ class Renderer:
         self.flags = flag_table(version)
         self.migrate = version >= (5, 13) or version == (0, 0)
         self.long_bits = long_size * 8
-        self.bodies = {}
+        self.bodies = {}   # format id -> body function
+        self.lines = {}    # format id -> line function
+        self.heads = {}    # (pid, flags, preempt count, cpu) -> line head
 
     def comm(self, pid):
         if pid == 0:
@@ -139,56 +142,154 @@ class Renderer:
             return "<XXX>"
         return self.comms.get(pid, "<...>")
 
+    def lat(self, flags, count):
+        """The five latency columns, e.g. `dN.4.`."""
+        return self.flags[flags & 0xff] + preempt_columns(count, self.migrate)
+
+    def head(self, key):
+        """`<comm>-<pid> [<cpu>] <lat> ` for key (pid, flags, preempt count, cpu)."""
+        head = self.heads.get(key)
+        if head is None:
+            pid, flags, count, cpu = key
+            head = self.heads[key] = "%16s-%-7d [%03d] %s " % (self.comm(pid), pid, cpu,
+                                                               self.lat(flags, count))
+        return head
+
     def prefix(self, cpu, ts, rec):
-        pid = rec.get("common_pid", 0)
-        flags = rec.get("common_flags", 0)
-        lat = self.flags[flags & 0xff] + preempt_columns(rec.get("common_preempt_count", 0),
-                                                         self.migrate)
+        head = self.head(common(rec) + (cpu,))
         if self.in_ns:
             usecs = (ts + 500) // 1000
-            return "%16s-%-7d [%03d] %s %5d.%06d: " % (self.comm(pid), pid, cpu, lat,
-                                                      usecs // 1000000, usecs % 1000000)
-        return "%16s-%-7d [%03d] %s %12d: " % (self.comm(pid), pid, cpu, lat, ts)
+            return "%s%5d.%06d: " % (head, usecs // 1000000, usecs % 1000000)
+        return "%s%12d: " % (head, ts)
 
     def body(self, fmt, rec):
         """Everything after the prefix: usually `<event>: <fields>`."""
-        render = self.bodies.get(fmt.id)
-        if render is None:
-            render = self.bodies[fmt.id] = self.compile(fmt)
+        render = self.body_function(fmt)
         try:
             return render(rec)
         except Exception:  # an unexpected record layout: print its fields plainly
             return generic(fmt, rec)
 
+    def body_function(self, fmt):
+        """The compiled body of fmt's events (it may raise on an unexpected record)."""
+        render = self.bodies.get(fmt.id)
+        if render is None:
+            render = self.bodies[fmt.id] = self.compile(fmt)
+        return render
+
     def line(self, cpu, ts, fmt, rec):
-        return self.prefix(cpu, ts, rec) + self.body(fmt, rec)
+        write = self.lines.get(fmt.id)
+        if write is None:
+            write = self.lines[fmt.id] = self.line_function(fmt)
+        return write(cpu, ts, rec)
+
+    def line_function(self, fmt, decoder=None):
+        """A function (cpu, ts, record) -> the `trace` line of an event of fmt: the head of
+        the line comes from a cache, as a capture holds few (pid, flags, cpu) combinations.
+        With the Decoder of a values_only format, it takes the Struct's values instead."""
+        if decoder is not None:
+            return self.values_line_function(fmt, decoder)
+        body, heads, new_head, in_ns = self.body_function(fmt), self.heads, self.head, self.in_ns
+
+        def line(cpu, ts, rec):
+            try:
+                key = COMMON(rec) + (cpu,)
+            except KeyError:
+                key = common(rec) + (cpu,)
+            head = heads.get(key) or new_head(key)
+            try:
+                body_text = body(rec)
+            except Exception:  # an unexpected record layout: print its fields plainly
+                body_text = generic(fmt, rec)
+            if in_ns:
+                usecs = (ts + 500) // 1000
+                return "%s%5d.%06d: %s" % (head, usecs // 1000000, usecs % 1000000, body_text)
+            return "%s%12d: %s" % (head, ts, body_text)
+        return line
+
+    def values_line_function(self, fmt, decoder):
+        """line_function on the Struct's values: no dict per event."""
+        get_common = decoder.values_getter(COMMON_NAMES)
+        if get_common is None:
+            by_record, record = self.line_function(fmt), decoder.record
+            return lambda cpu, ts, values: by_record(cpu, ts, record(values))
+        body, heads, new_head = self.values_body(fmt, decoder), self.heads, self.head
+        in_ns = self.in_ns
+
+        def line(cpu, ts, values):
+            key = get_common(values) + (cpu,)
+            head = heads.get(key) or new_head(key)
+            if in_ns:
+                usecs = (ts + 500) // 1000
+                return "%s%5d.%06d: %s" % (head, usecs // 1000000, usecs % 1000000,
+                                           body(values))
+            return "%s%12d: %s" % (head, ts, body(values))
+        return line
+
+    def values_body(self, fmt, decoder):
+        """body as a function of the Struct's values of a values_only format (it does not
+        raise: what the print fmt formats straight from the values cannot fail)."""
+        render = None if self.special(fmt) else printfmt.compile_print(
+            fmt, self.long_bits, self.ksym, fmt.name + ": ", decoder)
+        if render:
+            return render
+        body, record = self.body, decoder.record
+        return lambda values: body(fmt, record(values))
 
     def compile(self, fmt):
+        return self.special(fmt) or printfmt.compile_print(
+            fmt, self.long_bits, self.ksym, fmt.name + ": ") or generic_body(fmt)
+
+    def special(self, fmt):
+        """The hand-written printer of fmt's events, or None."""
         special = SPECIAL.get(fmt.name)
-        if special:
-            render = special(fmt, self)
-            if render:
-                return render
-        if fmt.system == "syscalls" and fmt.name.startswith(("sys_enter_", "sys_exit_")):
-            return syscall_body(fmt, self.long_bits)
-        render = printfmt.compile_print(fmt, self.long_bits, self.ksym)
-        if render is None:
-            return lambda rec: generic(fmt, rec)
-        head = fmt.name + ": "
-        return lambda rec: head + render(rec)
+        render = special(fmt, self) if special else None
+        if render is None and fmt.system == "syscalls" and fmt.name.startswith(
+                ("sys_enter_", "sys_exit_")):
+            render = syscall_body(fmt, self.long_bits)
+        return render
+
+
+COMMON_NAMES = ("common_pid", "common_flags", "common_preempt_count")
+COMMON = operator.itemgetter(*COMMON_NAMES)
+
+
+def common(rec):
+    """(pid, flags, preempt count) of a record; 0 for those it lacks."""
+    return (rec.get("common_pid", 0), rec.get("common_flags", 0),
+            rec.get("common_preempt_count", 0))
 
 
 def generic(fmt, rec):
     """`name: field=value ...` for events without a known print fmt."""
     parts = []
     for f in fmt.own:
-        value = rec.get(f.name)
-        if isinstance(value, bytes):
-            value = value.hex()
-        elif isinstance(value, list):
-            value = ",".join(str(v) for v in value)
-        parts.append("%s=%s" % (f.name, value))
+        parts.append("%s=%s" % (f.name, generic_value(rec.get(f.name))))
     return fmt.name + ": " + " ".join(parts)
+
+
+def generic_value(value):
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return value
+
+
+def generic_body(fmt):
+    """generic compiled for fmt: one template, numbers and strings put in as they are."""
+    template = _literal(fmt.name) + ": " + " ".join(_literal(f.name) + "=%s" for f in fmt.own)
+    refs = [f.name if f.kind in ("int", "str") else _generic_getter(f.name) for f in fmt.own]
+    values = formats.fields_getter(refs)
+    return lambda rec: template % values(rec)
+
+
+def _generic_getter(name):
+    return lambda rec: generic_value(rec.get(name))
+
+
+def _literal(text):
+    return text.replace("%", "%%")
 
 
 def syscall_body(fmt, long_bits):
