@@ -179,17 +179,9 @@ def _write_ftrace_text(capture: Any, out: Path) -> dict[str, int]:
 
 def _write_ftrace_json(capture: Any, out: Path) -> dict[str, int]:
     """`agent ftrace report DIR --json` stdout, streamed."""
-    import json
-
     from target.ftrace import decode
     counts = _new_counts()
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-    def lines() -> Iterator[str]:
-        for item in decode.json_items(capture):
-            counts[item["type"]] += 1
-            yield dumps(item)
-    _write_lines(out, lines())
+    _write_lines(out, decode.json_lines(capture, None, counts))
     return counts
 
 
