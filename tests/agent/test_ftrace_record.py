@@ -139,7 +139,8 @@ def test_stop_signals_write_the_capture(tracefs_dir, tmp_path, sig):
     out = str(tmp_path / "cap")
     proc = spawn(tracefs_dir, "record", "-o", out, "-e", "sched:sched_switch")
     try:
-        wait_for(lambda: tracing_in(tracefs_dir, proc.pid))
+        # recording: its page files are open (a new instance's tracing_on is 1 before setup)
+        wait_for(lambda: os.path.isdir(out) and any(n.endswith(".raw") for n in os.listdir(out)))
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
     finally:
