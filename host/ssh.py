@@ -95,7 +95,10 @@ class SshTransport(Transport):
             stdout: BinaryIO | None = None, stderr: BinaryIO | None = None,
             timeout: float | None = None) -> Completed:
         channel = self._open_session()
-        channel.exec_command(self._command(argv))
+        try:
+            channel.exec_command(self._command(argv))
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            raise self._dropped(argv[0], e) from None
         remote = _PidReader(channel.recv_stderr)
         out, err = _Pump(channel.recv, stdout), _Pump(remote, stderr)
         threading.Thread(target=_feed, args=(channel, stdin), daemon=True).start()
@@ -111,9 +114,19 @@ class SshTransport(Transport):
             raise BoardtraceError(f"{self.board.name}: {argv[0]} did not finish within {timeout} s")
         code = channel.recv_exit_status()
         if code == -1 and not channel.get_transport().is_active():
-            raise ConnectionLost(f"board {self.board.name}: the SSH connection to "
-                                 f"{self._board_endpoint()} dropped while {argv[0]} ran")
+            raise self._dropped(argv[0])
         return Completed(code, out.join(), err.join())
+
+    def _dropped(self, what: str, error: Exception | None = None) -> BoardtraceError:
+        """ConnectionLost when the connection is gone, else the error as one line."""
+        transport = self._clients[-1].get_transport() if self._clients else None
+        if transport is None or not transport.is_active():
+            return self._lost(f" while {what} ran")
+        return BoardtraceError(f"board {self.board.name}: cannot run {what}: {error}")
+
+    def _lost(self, when: str = "") -> ConnectionLost:
+        return ConnectionLost(f"board {self.board.name}: the SSH connection to {self._board_endpoint()} "
+                              f"dropped{when}")
 
     def _command(self, argv: Sequence[str]) -> str:
         """The shell line: report the pid (exec keeps it) on stderr, enter the workdir, run argv."""
@@ -138,6 +151,8 @@ class SshTransport(Transport):
         try:
             return transport.open_session(timeout=self.profile.connect_timeout)
         except (paramiko.SSHException, OSError, EOFError) as e:
+            if not transport.is_active():
+                raise self._lost() from None
             raise BoardtraceError(f"board {self.board.name}: cannot open an SSH session on "
                                   f"{self._board_endpoint()}: {e}") from None
 

@@ -134,3 +134,24 @@ def sshd(tmp_path_factory) -> Iterator[SshServer]:
         except SshdError as e:
             pytest.fail(str(e))
         yield server
+
+
+def sshd_connection_processes(server: subprocess.Popen) -> list[int]:
+    """The sshd processes serving connections: descendants of the listener named sshd."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            parents[int(entry)] = (int(fields[1]), stat[stat.index("(") + 1:stat.rindex(")")])
+    found = []
+    for pid, (_, name) in parents.items():
+        ancestor = parents[pid][0]
+        while ancestor in parents and ancestor != server.pid:
+            ancestor = parents[ancestor][0]
+        if ancestor == server.pid and name == "sshd":
+            found.append(pid)
+    return found

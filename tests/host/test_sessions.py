@@ -23,7 +23,7 @@ from host.pull import pull
 from host.sessions import capture, clean_sessions, list_sessions, pull_session
 from host.ssh import SshTransport
 from tests.agent.kmsg import needs_kmsg
-from tests.host.sshd import ssh_board, sshd  # noqa: F401 (sshd is a fixture)
+from tests.host.sshd import ssh_board, sshd, sshd_connection_processes  # noqa: F401 (sshd is a fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 INVOKE = Path(sys.executable).with_name("invoke")
@@ -79,27 +79,6 @@ def test_a_capture_through_ssh_brings_every_output_home(board, tmp_path, capsys)
     assert any(line.split()[:3] == [request.session_id, "done", "yes"] for line in listing), listing
     assert clean_sessions(board, [], False, None, home) == 0     # by default: what is at home
     assert not board_session(board, request.session_id).exists()
-
-
-def sshd_connection_processes(server: subprocess.Popen) -> list[int]:
-    """The sshd processes serving connections: descendants of the listener named sshd."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2:].split()
-            parents[int(entry)] = (int(fields[1]), stat[stat.index("(") + 1:stat.rindex(")")])
-    found = []
-    for pid, (_, name) in parents.items():
-        ancestor = parents[pid][0]
-        while ancestor in parents and ancestor != server.pid:
-            ancestor = parents[ancestor][0]
-        if ancestor == server.pid and name == "sshd":
-            found.append(pid)
-    return found
 
 
 def test_a_cut_connection_loses_nothing_and_pull_fetches_it_all(sshd, board, tmp_path, capsys):

@@ -4,20 +4,23 @@ is the board, reached through sshd."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+import paramiko
 import pytest
 
 import host.tools
 from host.agentbuild import build_agent
 from host.deploy import deploy
-from host.errors import BoardtraceError
+from host.errors import BoardtraceError, ConnectionLost
 from host.ssh import SshTransport
 from host.transport import open_transport
-from tests.host.sshd import SshServer, ssh_board, sshd  # noqa: F401 (sshd is a fixture)
+from tests.host.sshd import SshServer, ssh_board, sshd, sshd_connection_processes  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -124,6 +127,21 @@ def test_timeout_stops_the_remote_command(transport, board):
 
 
 # -- files ------------------------------------------------------------------------------------
+
+def test_a_connection_that_drops_as_a_command_starts_is_connection_lost(transport, sshd, monkeypatch):
+    """sshd's connection processes killed just before the exec request: one ConnectionLost
+    line (the capture then says the session goes on), never paramiko's EOFError."""
+    assert transport.run(["true"]).code == 0
+    exec_command = paramiko.Channel.exec_command
+
+    def cut_then_exec(channel, command):
+        for pid in sshd_connection_processes(sshd.process):
+            os.kill(pid, signal.SIGKILL)
+        return exec_command(channel, command)
+    monkeypatch.setattr(paramiko.Channel, "exec_command", cut_then_exec)
+    with pytest.raises(ConnectionLost, match=r"^board \S+: the SSH connection to \S+ dropped while sleep ran$"):
+        transport.run(["sleep", "5"])
+
 
 def test_put_then_get_round_trip(transport, board, tmp_path):
     local = tmp_path / "agent.pyz"
