@@ -10,51 +10,23 @@ from contextlib import redirect_stdout
 
 import pytest
 
+from event_formats import event_format
 from target.ftrace import formats, graph, report, text
 
-ENTRY_FORMAT = """name: funcgraph_entry
-ID: 11
-format:
-\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
-\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
-\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
-\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
-
-\tfield:unsigned long func;\toffset:8;\tsize:8;\tsigned:0;
-\tfield:int depth;\toffset:16;\tsize:4;\tsigned:1;
-
-print fmt: "--> %ps (%d)", (void *)REC->func, REC->depth
-"""
-EXIT_FORMAT = """name: funcgraph_exit
-ID: 10
-format:
-\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
-\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
-\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
-\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
-
-\tfield:unsigned long func;\toffset:8;\tsize:8;\tsigned:0;
-\tfield:int depth;\toffset:16;\tsize:4;\tsigned:1;
-\tfield:unsigned int overrun;\toffset:20;\tsize:4;\tsigned:0;
-\tfield:unsigned long long calltime;\toffset:24;\tsize:8;\tsigned:0;
-\tfield:unsigned long long rettime;\toffset:32;\tsize:8;\tsigned:0;
-
-print fmt: "<-- %ps (%d) (start: %llx  end: %llx) over: %d", (void *)REC->func, REC->depth, \
-REC->calltime, REC->rettime, REC->depth
-"""
-PRINT_FORMAT = """name: print
-ID: 5
-format:
-\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
-\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
-\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
-\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
-
-\tfield:unsigned long ip;\toffset:8;\tsize:8;\tsigned:0;
-\tfield:char buf[];\toffset:16;\tsize:0;\tsigned:0;
-
-print fmt: "%ps: %s", (void *)REC->ip, REC->buf
-"""
+ENTRY_FORMAT = event_format('funcgraph_entry', 11, [
+    ('unsigned long func', 8, 8, 0),
+    ('int depth', 16, 4, 1)], '"--> %ps (%d)", (void *)REC->func, REC->depth')
+EXIT_FORMAT = event_format('funcgraph_exit', 10, [
+    ('unsigned long func', 8, 8, 0),
+    ('int depth', 16, 4, 1),
+    ('unsigned int overrun', 20, 4, 0),
+    ('unsigned long long calltime', 24, 8, 0),
+    ('unsigned long long rettime', 32, 8, 0)],
+    '"<-- %ps (%d) (start: %llx  end: %llx) over: %d", (void *)REC->func, REC->depth, '
+    'REC->calltime, REC->rettime, REC->depth')
+PRINT_FORMAT = event_format('print', 5, [
+    ('unsigned long ip', 8, 8, 0),
+    ('char buf[]', 16, 0, 0)], '"%ps: %s", (void *)REC->ip, REC->buf')
 ENTRY = formats.parse_format(ENTRY_FORMAT, "ftrace")
 EXIT = formats.parse_format(EXIT_FORMAT, "ftrace")
 PRINT = formats.parse_format(PRINT_FORMAT, "ftrace")

@@ -5,6 +5,7 @@ import struct
 
 from hypothesis import given, settings, strategies as st
 
+from event_formats import event_format
 from target.ftrace import formats, ringbuf, text
 
 LAYOUT = ringbuf.Layout(4096, 8)
@@ -116,33 +117,24 @@ def test_decoder_on_garbage_raises_only_struct_error(data):
         assert renderer.body(fmt, record).startswith("sched_switch: ")
 
 
-SWITCH_FORMAT = """name: sched_switch
-ID: 316
-format:
-\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
-\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
-\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
-\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
-
-\tfield:char prev_comm[16];\toffset:8;\tsize:16;\tsigned:0;
-\tfield:pid_t prev_pid;\toffset:24;\tsize:4;\tsigned:1;
-\tfield:int prev_prio;\toffset:28;\tsize:4;\tsigned:1;
-\tfield:long prev_state;\toffset:32;\tsize:8;\tsigned:1;
-\tfield:char next_comm[16];\toffset:40;\tsize:16;\tsigned:0;
-\tfield:pid_t next_pid;\toffset:56;\tsize:4;\tsigned:1;
-\tfield:int next_prio;\toffset:60;\tsize:4;\tsigned:1;
-
-print fmt: "prev_comm=%s prev_pid=%d prev_prio=%d prev_state=%s%s ==> next_comm=%s \
-next_pid=%d next_prio=%d", REC->prev_comm, REC->prev_pid, REC->prev_prio, (REC->prev_state \
-& ((((0x00000000 | 0x00000001 | 0x00000002 | 0x00000004 | 0x00000008 | 0x00000010 | \
-0x00000020 | 0x00000040) + 1) << 1) - 1)) ? __print_flags(REC->prev_state & \
-((((0x00000000 | 0x00000001 | 0x00000002 | 0x00000004 | 0x00000008 | 0x00000010 | \
-0x00000020 | 0x00000040) + 1) << 1) - 1), "|", { 0x00000001, "S" }, { 0x00000002, "D" }, \
-{ 0x00000004, "T" }, { 0x00000008, "t" }, { 0x00000010, "X" }, { 0x00000020, "Z" }, \
-{ 0x00000040, "P" }, { 0x00000080, "I" }) : "R", REC->prev_state & (((0x00000000 | \
-0x00000001 | 0x00000002 | 0x00000004 | 0x00000008 | 0x00000010 | 0x00000020 | 0x00000040) \
-+ 1) << 1) ? "+" : "", REC->next_comm, REC->next_pid, REC->next_prio
-"""
+SWITCH_FORMAT = event_format('sched_switch', 316, [
+    ('char prev_comm[16]', 8, 16, 0),
+    ('pid_t prev_pid', 24, 4, 1),
+    ('int prev_prio', 28, 4, 1),
+    ('long prev_state', 32, 8, 1),
+    ('char next_comm[16]', 40, 16, 0),
+    ('pid_t next_pid', 56, 4, 1),
+    ('int next_prio', 60, 4, 1)],
+    ('"prev_comm=%s prev_pid=%d prev_prio=%d prev_state=%s%s ==> next_comm=%s '
+     'next_pid=%d next_prio=%d", REC->prev_comm, REC->prev_pid, REC->prev_prio, (REC->prev_state '
+     '& ((((0x00000000 | 0x00000001 | 0x00000002 | 0x00000004 | 0x00000008 | 0x00000010 | '
+     '0x00000020 | 0x00000040) + 1) << 1) - 1)) ? __print_flags(REC->prev_state & '
+     '((((0x00000000 | 0x00000001 | 0x00000002 | 0x00000004 | 0x00000008 | 0x00000010 | '
+     '0x00000020 | 0x00000040) + 1) << 1) - 1), "|", { 0x00000001, "S" }, { 0x00000002, "D" }, '
+     '{ 0x00000004, "T" }, { 0x00000008, "t" }, { 0x00000010, "X" }, { 0x00000020, "Z" }, '
+     '{ 0x00000040, "P" }, { 0x00000080, "I" }) : "R", REC->prev_state & (((0x00000000 | '
+     '0x00000001 | 0x00000002 | 0x00000004 | 0x00000008 | 0x00000010 | 0x00000020 | 0x00000040) '
+     '+ 1) << 1) ? "+" : "", REC->next_comm, REC->next_pid, REC->next_prio'))
 
 
 def test_sched_switch_states():
@@ -164,20 +156,10 @@ def test_flag_columns():
     assert text.preempt_columns(0x12) == "21" and text.preempt_columns(0) == ".."
 
 
-FUNCTION_FORMAT = """name: function
-ID: 1
-format:
-\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
-\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
-\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
-\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
-
-\tfield:unsigned long ip;\toffset:8;\tsize:8;\tsigned:0;
-\tfield:unsigned long parent_ip;\toffset:16;\tsize:8;\tsigned:0;
-\tfield:unsigned long args[];\toffset:24;\tsize:0;\tsigned:0;
-
-print fmt: " %ps <-- %ps", (void *)REC->ip, (void *)REC->parent_ip
-"""
+FUNCTION_FORMAT = event_format('function', 1, [
+    ('unsigned long ip', 8, 8, 0),
+    ('unsigned long parent_ip', 16, 8, 0),
+    ('unsigned long args[]', 24, 0, 0)], '" %ps <-- %ps", (void *)REC->ip, (void *)REC->parent_ip')
 
 
 def test_function_tracer_lines_are_func_then_parent():

@@ -19,6 +19,7 @@ import pytest
 
 from host.errors import BoardtraceError
 from host.tracedat import write_tracedat
+from tests.agent.event_formats import event_format
 from tests.host.capture_helper import CaptureUnavailable, make_capture
 
 TRACE_CMD = shutil.which("trace-cmd")
@@ -300,19 +301,9 @@ def test_optional_sections_are_written(tmp_path):
         assert "_stext" in trace_cmd("dump", "--kallsyms", "-i", str(out)).stdout
 
 
-PRINT_FORMAT = """name: print
-ID: 5
-format:
-\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
-\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
-\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
-\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
-
-\tfield:unsigned long ip;\toffset:8;\tsize:8;\tsigned:0;
-\tfield:char buf[];\toffset:16;\tsize:0;\tsigned:1;
-
-print fmt: "%ps: %s", (void *)REC->ip, REC->buf
-"""
+PRINT_FORMAT = event_format('print', 5, [
+    ('unsigned long ip', 8, 8, 0),
+    ('char buf[]', 16, 0, 1)], '"%ps: %s", (void *)REC->ip, REC->buf')
 
 
 # --- bad input: one BoardtraceError, nothing left behind -----------------------------------

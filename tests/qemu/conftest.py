@@ -47,6 +47,14 @@ def missing_qemu(board: Board) -> str | None:
     return None
 
 
+def image_or_skip(board: Board) -> Image:
+    """The board's image for a test that boots it itself: a skip when it cannot run here."""
+    reason = missing_qemu(board) or image_for(board)
+    if isinstance(reason, str):
+        pytest.skip(reason)
+    return reason
+
+
 @pytest.fixture(scope="session")
 def booted(tmp_path_factory):
     """Board name -> (board, image, running) or the reason it did not boot. All boards boot at

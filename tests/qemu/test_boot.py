@@ -11,7 +11,7 @@ from host.deploy import deploy
 from host.qemu import runner
 from host.ssh import SshTransport
 from host.profiles import load_board
-from tests.qemu.conftest import BOARDS, board_up, image_for, missing_qemu
+from tests.qemu.conftest import BOARDS, board_up, image_or_skip
 
 pytestmark = pytest.mark.qemu
 
@@ -82,12 +82,7 @@ def test_an_older_python_runs_the_agent(tmp_path):
     board = load_board("qemu-aarch64")
     board = dataclasses.replace(board, name="qemu-aarch64-bullseye",
                                 qemu=dataclasses.replace(board.qemu, suite="bullseye"))
-    reason = missing_qemu(board)
-    if reason:
-        pytest.skip(reason)
-    image = image_for(board)
-    if isinstance(image, str):
-        pytest.skip(image)
+    image = image_or_skip(board)
     assert image.python == "3.9"
     running = runner.up(board, image, tmp_path)
     try:

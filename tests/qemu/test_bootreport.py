@@ -12,19 +12,14 @@ from host.bootreport import INITCALL_DEBUG, make_report, records_from_board, ren
 from host.errors import BoardtraceError
 from host.profiles import load_board
 from host.qemu import runner
-from tests.qemu.conftest import image_for, missing_qemu
+from tests.qemu.conftest import image_or_skip
 
 pytestmark = pytest.mark.qemu
 
 
 def test_a_board_restarted_with_initcall_debug_reports_its_initcalls(tmp_path, monkeypatch):
     board = load_board("qemu-aarch64")
-    reason = missing_qemu(board)
-    if reason:
-        pytest.skip(reason)
-    image = image_for(board)
-    if isinstance(image, str):
-        pytest.skip(image)
+    image = image_or_skip(board)
     state = tmp_path / "run"
     monkeypatch.setattr(host.qemu, "STATE", state)   # not build/qemu/run: a board there may be in use
     plain = runner.up(board, image, state, say=lambda _: None)
