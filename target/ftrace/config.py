@@ -104,7 +104,7 @@ def apply(sess, args, pids=()):
         sess.write("max_graph_depth", str(args.max_graph_depth))
     if args.thresh is not None:
         sess.write("tracing_thresh", str(args.thresh))
-    if sess.instance.path != sess.top.path and sess.instance.exists("options/copy_trace_marker"):
+    if not sess.top_level and sess.instance.exists("options/copy_trace_marker"):
         # what scripts write to the top level's trace_marker (as for trace-cmd) lands here too
         sess.write("options/copy_trace_marker", "1", top_ok=False)
     if sess.instance.exists("options/hash-ptr"):

@@ -218,7 +218,6 @@ class Session:
         self.name = name or own_name()
         self.tracer = tracer
         self.instance = tracefs.instance(self.name)
-        self.top_level = False
         self.buffer_kb = None  # a buffer size the session needs unless -b gives one
         self.journal = []  # (Tracefs, file, undo value, append)
         self.notes = []
@@ -256,7 +255,7 @@ class Session:
             raise AgentError("this kernel offers the %s tracer only at the top level of "
                              "tracefs, and the top level is in use: %s (`trace-cmd reset` "
                              "frees it)" % (self.tracer, busy))
-        self.instance, self.top_level, self.created = self.top, True, True
+        self.instance, self.created = self.top, True
         self.keep_journal(None, None)  # marks the top level as ours even before a write
         self.top.write("trace", "")    # what the buffer held is not ours to record
         self.notes.append("the %s tracer exists only at the top level of this kernel's "
@@ -268,6 +267,10 @@ class Session:
             self.buffer_kb = fresh_kb
             self.notes.append("the top-level buffer has %d KB per CPU: %d KB (an instance's) "
                               "while we record" % (top_kb, fresh_kb))
+
+    @property
+    def top_level(self):
+        return self.instance is self.top
 
     # -- writing -----------------------------------------------------------------------
 
