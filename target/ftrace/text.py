@@ -83,6 +83,12 @@ def preempt_columns(count, migrate=True):
 UNKNOWN = "__boardtrace_unknown"  # a kallsyms name that says "no symbol known from here on"
 
 
+def is_mapping_symbol(name):
+    """ARM's $a/$d/$t and local labels: /proc/kallsyms lists them for modules, but the
+    kernel's own look-up skips them (is_mapping_symbol in include/linux/module_symbol.h)."""
+    return name.startswith(("$", ".L", "L0"))
+
+
 class Symbols:
     """Addresses -> names from a kallsyms text, as %ps prints them (no offset; ` [mod]`).
     The text is parsed at the first look-up (most traces never need it)."""
@@ -101,7 +107,7 @@ class Symbols:
                 addr = int(parts[0], 16)
             except ValueError:
                 continue
-            if not addr:
+            if not addr or is_mapping_symbol(parts[2]):
                 continue
             name = parts[2] + (" " + parts[3] if len(parts) > 3 else "")
             entries.append((addr, order, name))

@@ -163,6 +163,26 @@ PADDING = re.compile(r" +(?== [-?0-9])")
 VERBOSE_VOLATILE = re.compile(r"^(stat|lstat|fstat|newfstatat|getdents64|statx)\(")
 
 
+# calls whose arguments or result hold pids; elsewhere a pid's digits are some other value
+PID_ARGS = re.compile(r"^(kill|tkill|tgkill|rt_sigqueueinfo|rt_tgsigqueueinfo|wait4|waitid|"
+                      r"setpgid|getpgid|getsid|getpriority|setpriority|prlimit64|pidfd_open|"
+                      r"ptrace|sched_\w+)\(")
+PID_RESULT = re.compile(r"^(getpid|getppid|gettid|getpgid|getpgrp|getsid|setsid|clone|clone3|"
+                        r"fork|vfork|set_tid_address|wait4|waitid)\(")
+
+
+def mask_pids(line, pids):
+    """PID where a pid stands: pid= fields, pid-taking arguments and pid results (not in
+    mprotect(..., 4096, ...) when a pid happens to be 4096)."""
+    for pid in pids:
+        line = re.sub(r"(?<=pid=)%s\b" % pid, "PID", line)
+        if PID_ARGS.match(line):
+            line = re.sub(r"(?<=[(\s])%s(?=[,)\]}])" % pid, "PID", line)
+        if PID_RESULT.match(line):
+            line = re.sub(r"(?<== )%s$" % pid, "PID", line)
+    return line
+
+
 def normalise(lines, verbose=False):
     """Mask what differs between two runs: addresses, pids, ports, inode numbers, times."""
     pids = set()
@@ -176,8 +196,7 @@ def normalise(lines, verbose=False):
         line = PADDING.sub(" ", line)
         line = PORT.sub("htons(PORT)", line)
         line = SOCKET.sub(r"\1:[INODE]", line)
-        for pid in pids:   # where pids stand, not inside other values (rlim_cur=20000)
-            line = re.sub(r"(?<=[(\s])%s(?=[,)\]}]|$)|(?<=pid=)%s\b" % (pid, pid), "PID", line)
+        line = mask_pids(line, pids)
         if VOLATILE.match(line) or verbose and VERBOSE_VOLATILE.match(line):
             line = DIGITS.sub("N", line)
         out.append(line)

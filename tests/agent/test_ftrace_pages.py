@@ -174,3 +174,16 @@ def test_function_tracer_lines_are_func_then_parent():
     assert renderer.body(fmt, decoder.decode(raw, 0, len(raw))) == "do_sys_open <-__x64_sys_openat"
     raw = struct.pack("<HBBiQQ", 1, 0, 0, 7, 0xffffffff81000110, 0)
     assert renderer.body(fmt, decoder.decode(raw, 0, len(raw))) == "do_sys_open"
+
+
+def test_module_mapping_symbols_are_skipped_as_the_kernel_does():
+    """armhf's /proc/kallsyms lists ARM mapping symbols for modules ($a, $d, $t); the
+    kernel's %ps skips them (a qemu-armhf function_graph line showed `$a [virtio_net]`)."""
+    symbols = text.Symbols("bf0a1000 t virtnet_poll_tx\t[virtio_net]\n"
+                           "bf0a1000 t $a\t[virtio_net]\n"
+                           "bf0a1040 t $d\t[virtio_net]\n"
+                           "bf0a1048 t .LANCHOR0\t[virtio_net]\n"
+                           "bf0a1050 t virtnet_poll\t[virtio_net]\n")
+    assert symbols(0xbf0a1000) == "virtnet_poll_tx [virtio_net]"
+    assert symbols(0xbf0a1044) == "virtnet_poll_tx [virtio_net]"
+    assert symbols(0xbf0a1050) == "virtnet_poll [virtio_net]"

@@ -105,3 +105,15 @@ def test_json_of_corpus_is_typed(progs):
     assert fstat["args"][1]["st_mode"] == 0o100644 and fstat["args"][1]["abbreviated"]
     poll = by_name["poll"][0]
     assert poll["return_comment"].startswith("[{fd=3, revents=POLLIN}")
+
+
+def test_pid_masking_leaves_equal_numbers_elsewhere():
+    # a run whose pid was 4096 once masked mprotect's length
+    pids = {"4096"}
+    assert R.mask_pids("mprotect(0xADDR, 4096, PROT_READ) = 0", pids) == \
+        "mprotect(0xADDR, 4096, PROT_READ) = 0"
+    assert R.mask_pids("read(3, \"\"..., 4096) = 4096", pids) == "read(3, \"\"..., 4096) = 4096"
+    assert R.mask_pids("tgkill(4096, 4096, SIGUSR1) = 0", pids) == "tgkill(PID, PID, SIGUSR1) = 0"
+    assert R.mask_pids("getpid() = 4096", pids) == "getpid() = PID"
+    assert R.mask_pids("--- SIGUSR1 {si_signo=SIGUSR1, si_pid=4096, si_uid=0} ---", pids) == \
+        "--- SIGUSR1 {si_signo=SIGUSR1, si_pid=PID, si_uid=0} ---"
