@@ -163,23 +163,24 @@ PADDING = re.compile(r" +(?== [-?0-9])")
 VERBOSE_VOLATILE = re.compile(r"^(stat|lstat|fstat|newfstatat|getdents64|statx)\(")
 
 
-# calls whose arguments or result hold pids; elsewhere a pid's digits are some other value
-PID_ARGS = re.compile(r"^(kill|tkill|tgkill|rt_sigqueueinfo|rt_tgsigqueueinfo|wait4|waitid|"
-                      r"setpgid|getpgid|getsid|getpriority|setpriority|prlimit64|pidfd_open|"
-                      r"ptrace|sched_\w+)\(")
-PID_RESULT = re.compile(r"^(getpid|getppid|gettid|getpgid|getpgrp|getsid|setsid|clone|clone3|"
-                        r"fork|vfork|set_tid_address|wait4|waitid)\(")
+# calls whose arguments or result hold pids (futex: pthread_join waits on the thread's tid);
+# elsewhere a pid's digits are some other value (mprotect(..., 4096, ...) when a pid is 4096)
+PID_ARGS = re.compile(r"^(?:<\.\.\. )?(kill|tkill|tgkill|rt_sigqueueinfo|rt_tgsigqueueinfo|wait4|"
+                      r"waitid|setpgid|getpgid|getsid|getpriority|setpriority|prlimit64|"
+                      r"pidfd_open|ptrace|futex|sched_\w+)\b")
+PID_RESULT = re.compile(r"^(?:<\.\.\. )?(getpid|getppid|gettid|getpgid|getpgrp|getsid|setsid|"
+                        r"clone|clone3|fork|vfork|set_tid_address|wait4|waitid)\b")
 
 
-def mask_pids(line, pids):
-    """PID where a pid stands: pid= fields, pid-taking arguments and pid results (not in
-    mprotect(..., 4096, ...) when a pid happens to be 4096)."""
-    for pid in pids:
-        line = re.sub(r"(?<=pid=)%s\b" % pid, "PID", line)
+def mask_pids(line, labels):
+    """Each pid (a key of labels) replaced by its label where a pid stands: pid= and
+    clone3's parent_tid=[] fields, pid-taking arguments and pid results."""
+    for pid, label in labels.items():
+        line = re.sub(r"(?<=pid=)%s\b|(?<=tid=\[)%s\b" % (pid, pid), label, line)
         if PID_ARGS.match(line):
-            line = re.sub(r"(?<=[(\s])%s(?=[,)\]}])" % pid, "PID", line)
+            line = re.sub(r"(?<=[(\s])%s(?=[,)\]}])" % pid, label, line)
         if PID_RESULT.match(line):
-            line = re.sub(r"(?<== )%s$" % pid, "PID", line)
+            line = re.sub(r"(?<== )%s$" % pid, label, line)
     return line
 
 
@@ -196,7 +197,7 @@ def normalise(lines, verbose=False):
         line = PADDING.sub(" ", line)
         line = PORT.sub("htons(PORT)", line)
         line = SOCKET.sub(r"\1:[INODE]", line)
-        line = mask_pids(line, pids)
+        line = mask_pids(line, dict.fromkeys(pids, "PID"))
         if VOLATILE.match(line) or verbose and VERBOSE_VOLATILE.match(line):
             line = DIGITS.sub("N", line)
         out.append(line)

@@ -109,7 +109,7 @@ def test_json_of_corpus_is_typed(progs):
 
 def test_pid_masking_leaves_equal_numbers_elsewhere():
     # a run whose pid was 4096 once masked mprotect's length
-    pids = {"4096"}
+    pids = {"4096": "PID"}
     assert R.mask_pids("mprotect(0xADDR, 4096, PROT_READ) = 0", pids) == \
         "mprotect(0xADDR, 4096, PROT_READ) = 0"
     assert R.mask_pids("read(3, \"\"..., 4096) = 4096", pids) == "read(3, \"\"..., 4096) = 4096"

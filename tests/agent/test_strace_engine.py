@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.agent import i386
+from tests.agent import strace_ref as R
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROGS = os.path.join(REPO, "tests", "agent", "progs")
@@ -67,11 +68,10 @@ def traced_lines(path):
 
 def normalise(text, pid_names):
     text = ADDR.sub("0xADDR", text)
-    text = re.sub(r"^getppid\(\) += \d+", "getppid() = PPID", text)   # the tracer's pid
-    for pid, label in pid_names.items():
-        text = re.sub(r"\b%s\b" % pid, label, text)
-    text = re.sub(r"(si_pid=|wait4\(|execve in pid )\d+", r"\1PID", text)   # pids not traced
-    return re.sub(r"\s+=", " =", text)   # the column padding is compared elsewhere
+    text = re.sub(r"\s+=", " =", text)   # the column padding is compared elsewhere
+    text = re.sub(r"^getppid\(\) = \d+", "getppid() = PPID", text)   # the tracer's pid
+    text = R.mask_pids(text, pid_names)
+    return re.sub(r"(si_pid=|wait4\(|execve in pid )\d+", r"\1PID", text)   # pids not traced
 
 
 def per_process(lines):
