@@ -4,6 +4,7 @@ by line (pids and addresses normalised), plus what only we do (--json, limits, s
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -285,23 +286,36 @@ def test_max_events_stops_a_spawned_command(corpus):
     assert len(shown) == 3
 
 
+def lines_until(stream, wanted, timeout=20):
+    """Lines read from stream's pipe up to the line wanted (all of them if it does not come
+    within timeout)."""
+    text, deadline = b"", time.monotonic() + timeout
+    while ("\n%s\n" % wanted).encode() not in b"\n" + text and time.monotonic() < deadline:
+        if select.select([stream], [], [], 0.1)[0]:
+            chunk = os.read(stream.fileno(), 65536)
+            if not chunk:
+                break
+            text += chunk
+    return text.decode().splitlines()
+
+
 def test_group_stop_is_shown_and_job_control_works(corpus):
     tracer = subprocess.Popen([sys.executable, "-m", "target", "strace", "-e", "trace=close",
                                corpus, "stop"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        time.sleep(1.0)
+        lines = lines_until(tracer.stderr, "--- stopped by SIGSTOP ---")
+        assert "--- stopped by SIGSTOP ---" in lines, lines
         children = subprocess.run(["pgrep", "-P", str(tracer.pid)], stdout=subprocess.PIPE,
                                   universal_newlines=True).stdout.split()
         assert children, "the traced program is not there"
         with open("/proc/%s/stat" % children[0]) as f:
-            assert f.read().split(")")[1].split()[0] in ("T", "t")
+            assert f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
         os.kill(int(children[0]), signal.SIGCONT)
         _, err = tracer.communicate(timeout=10)
     finally:
         if tracer.poll() is None:
             tracer.kill()
-    lines = err.decode().splitlines()
-    assert "--- stopped by SIGSTOP ---" in lines
+    lines += err.decode().splitlines()
     assert any(l.startswith("close(-8)") for l in lines)
 
 
