@@ -11,10 +11,15 @@ the pinned host key (what our runner waits for), and their ratio; then all board
 
 Main job: on qemu-aarch64 (booted, agent deployed), `invoke capture --cmd "ls -l /" --strace
 --ftrace=... --dmesg` end to end, against the reference on the same board: Debian's strace over a
-plain SSH command writing a file, fetched over SFTP (no ftrace, no dmesg, no checks).
+plain SSH command writing a file, fetched over SFTP (no ftrace, no dmesg, no checks). Then the
+same capture piece by piece, in this process through the same functions (host.sessions.capture),
+each board round trip and host step timed; beside them what every round trip pays: an SSH
+command (`true`), the board's Python start-up (`python3 -I -S -c pass`) and the agent's
+(`agent.pyz --version`).
 """
 
 import argparse
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -26,10 +31,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from host import fleet, pull  # noqa: E402
+from host.capture import make_request  # noqa: E402
+from host.deploy import DeployedAgent, deploy  # noqa: E402
 from host.profiles import load_board  # noqa: E402
 from host.qemu import CACHE, STATE, ensure_up  # noqa: E402
 from host.qemu import runner  # noqa: E402
 from host.qemu.image import READY, build_image  # noqa: E402
+from host.sessions import capture  # noqa: E402
 from host.ssh import SshTransport  # noqa: E402
 
 MAIN_FTRACE = "-p function -l vfs_* -e sched:sched_process_exec -e sched:sched_process_exit"
@@ -115,6 +124,69 @@ def main_job():
           f"ratio {ours / reference:.1f}x")
 
 
+@contextlib.contextmanager
+def timed_steps(steps):
+    """Append (step, seconds) to steps for each agent run, download and render while inside."""
+    def wrap(owner, attr, name):
+        original = getattr(owner, attr)
+
+        def step(*args, **kwargs):
+            started = time.monotonic()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                steps.append((name(args), time.monotonic() - started))
+        setattr(owner, attr, step)
+        return original
+
+    wrapped = [(fleet, "deploy", lambda a: "deploy (is the agent there?)"),
+               (DeployedAgent, "run", lambda a: "agent " + " ".join(a[1][:2])),
+               (SshTransport, "download", lambda a: "download"),
+               (pull, "render_session", lambda a: "render text, JSON, trace.dat (host)"),
+               (pull, "render_report", lambda a: "render report.html (host)")]
+    originals = [wrap(owner, attr, name) for owner, attr, name in wrapped]
+    try:
+        yield
+    finally:
+        for (owner, attr, _), original in zip(wrapped, originals):
+            setattr(owner, attr, original)
+
+
+def main_job_pieces(reps=3):
+    """The main job's steps (median of reps) and the cost of one round trip."""
+    board = ensure_up(load_board("qemu-aarch64"))
+    runs = []
+    for _ in range(reps):
+        steps = []
+        request = make_request("ls -l /", True, MAIN_FTRACE, True, None)
+        with tempfile.TemporaryDirectory(prefix="bench-pieces-") as home, timed_steps(steps):
+            started = time.monotonic()
+            if capture([board], request, home=Path(home)) != 0:
+                raise SystemExit("the main job failed")
+            steps.append(("total", time.monotonic() - started))
+        totals = {}   # a step that runs twice (follow) counts once, its times summed
+        for name, seconds in steps:
+            totals[name] = totals.get(name, 0.0) + seconds
+        runs.append(totals)
+    print("main job piece by piece (median of %d):" % reps)
+    for name in runs[0]:
+        print(f"  {statistics.median(r.get(name, 0.0) for r in runs):5.2f}s  {name}")
+    transport = SshTransport(board)
+    try:
+        agent = deploy(transport)
+        for label, argv in (("ssh true", ["true"]),
+                            ("python3 -I -S -c pass", [agent.python, "-I", "-S", "-c", "pass"]),
+                            ("agent --version", [agent.python, "-I", "-S", agent.path, "--version"])):
+            times = []
+            for _ in range(reps):
+                started = time.monotonic()
+                transport.run(argv)
+                times.append(time.monotonic() - started)
+            print(f"  {statistics.median(times):5.2f}s  one round trip: {label}")
+    finally:
+        transport.close()
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--boards", default="qemu-aarch64,qemu-riscv64,qemu-armhf,qemu-x86_64")
@@ -129,3 +201,4 @@ if __name__ == "__main__":
         runner.down(load_board(name), STATE)   # boot times are for boards that were down
     boots(names, args.reps)
     main_job()
+    main_job_pieces(args.reps)
