@@ -51,6 +51,18 @@ def test_epipe_is_reported_as_the_seq_gap(writable_kmsg):
     assert all(not isinstance(r, Lost) for r in rest)
 
 
+def read_until(stream, wanted, buf=b"", timeout=20):
+    """buf plus what stream's pipe gives until wanted is in it (or timeout passes)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and wanted not in buf:
+        if select.select([stream], [], [], 1.0)[0]:
+            chunk = os.read(stream.fileno(), 1 << 20)
+            if not chunk:
+                break
+            buf += chunk
+    return buf
+
+
 def test_follow_jsonl_emits_a_lost_record(writable_kmsg):
     """A follower that cannot keep up (its stdout is not read) learns how many it missed."""
     word = marker()
@@ -58,20 +70,11 @@ def test_follow_jsonl_emits_a_lost_record(writable_kmsg):
     proc = subprocess.Popen([sys.executable, "-m", "target", "dmesg", "--follow", "--jsonl"],
                             cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        time.sleep(0.5)                 # it fills the pipe and blocks in write()
-        flood(word)
-        lines = []
-        deadline = time.time() + 20
+        buf = read_until(proc.stdout, ("%s start" % word).encode())   # it follows from here on
+        flood(word)                     # unread, it fills the pipe and blocks in write()
         tail = ("%s tail" % word)
         inject([(13, tail.encode())])
-        buf = b""
-        while time.time() < deadline and tail.encode() not in buf:
-            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
-            if ready:
-                chunk = os.read(proc.stdout.fileno(), 1 << 20)
-                if not chunk:
-                    break
-                buf += chunk
+        buf = read_until(proc.stdout, tail.encode(), buf)
         proc.send_signal(2)
         rest, err = proc.communicate(timeout=10)
         lines = (buf + rest).decode("utf-8").splitlines()
