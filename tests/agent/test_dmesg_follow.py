@@ -1,8 +1,6 @@
 """--follow / --follow-new: records appear as they are logged; SIGINT/SIGTERM end it cleanly."""
 
 import json
-import os
-import select
 import signal
 import subprocess
 import sys
@@ -11,6 +9,7 @@ import time
 import pytest
 
 from kmsg import ENV, REPO, inject, marker, needs_kmsg, writable_kmsg  # noqa: F401
+from pipe_reader import read_until
 
 pytestmark = needs_kmsg
 
@@ -25,14 +24,9 @@ class Follower(object):
     def wait_for(self, word, timeout=15):
         """Read stdout until word shows up (injecting it again each second: the follower may
         not be reading yet when the first copy is logged)."""
-        deadline = time.time() + timeout
-        while word.encode() not in self.out:
-            assert time.time() < deadline, "never saw %s in %r" % (word, self.out[-500:])
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
-            if ready:
-                chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
-                assert chunk, "follower exited: %r" % self.proc.stderr.read()
-                self.out += chunk
+        self.out = read_until(self.proc.stdout, word.encode(), self.out, timeout)
+        assert word.encode() in self.out, "never saw %s in %r (follower %s)" % (
+            word, self.out[-500:], "running" if self.proc.poll() is None else "exited")
         return self.out
 
     def stop(self, signum):

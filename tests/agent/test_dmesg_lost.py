@@ -2,13 +2,12 @@
 
 import json
 import os
-import select
 import subprocess
 import sys
-import time
 
 
 from kmsg import ENV, REPO, inject, marker, needs_kmsg, writable_kmsg  # noqa: F401
+from pipe_reader import read_until
 from target.dmesg.source import KmsgSource, Lost
 
 pytestmark = needs_kmsg
@@ -49,18 +48,6 @@ def test_epipe_is_reported_as_the_seq_gap(writable_kmsg):
     seqs = [after.seq] + [r.seq for r in rest if not isinstance(r, Lost)]
     assert seqs == list(range(after.seq, after.seq + len(seqs)))
     assert all(not isinstance(r, Lost) for r in rest)
-
-
-def read_until(stream, wanted, buf=b"", timeout=20):
-    """buf plus what stream's pipe gives until wanted is in it (or timeout passes)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline and wanted not in buf:
-        if select.select([stream], [], [], 1.0)[0]:
-            chunk = os.read(stream.fileno(), 1 << 20)
-            if not chunk:
-                break
-            buf += chunk
-    return buf
 
 
 def test_follow_jsonl_emits_a_lost_record(writable_kmsg):

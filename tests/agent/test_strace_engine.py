@@ -4,7 +4,6 @@ by line (pids and addresses normalised), plus what only we do (--json, limits, s
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 
 from tests.agent import i386
 from tests.agent import strace_ref as R
+from tests.agent.pipe_reader import read_until
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROGS = os.path.join(REPO, "tests", "agent", "progs")
@@ -286,24 +286,11 @@ def test_max_events_stops_a_spawned_command(corpus):
     assert len(shown) == 3
 
 
-def lines_until(stream, wanted, timeout=20):
-    """Lines read from stream's pipe up to the line wanted (all of them if it does not come
-    within timeout)."""
-    text, deadline = b"", time.monotonic() + timeout
-    while ("\n%s\n" % wanted).encode() not in b"\n" + text and time.monotonic() < deadline:
-        if select.select([stream], [], [], 0.1)[0]:
-            chunk = os.read(stream.fileno(), 65536)
-            if not chunk:
-                break
-            text += chunk
-    return text.decode().splitlines()
-
-
 def test_group_stop_is_shown_and_job_control_works(corpus):
     tracer = subprocess.Popen([sys.executable, "-m", "target", "strace", "-e", "trace=close",
                                corpus, "stop"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        lines = lines_until(tracer.stderr, "--- stopped by SIGSTOP ---")
+        lines = read_until(tracer.stderr, b"\n--- stopped by SIGSTOP ---\n").decode().splitlines()
         assert "--- stopped by SIGSTOP ---" in lines, lines
         children = subprocess.run(["pgrep", "-P", str(tracer.pid)], stdout=subprocess.PIPE,
                                   universal_newlines=True).stdout.split()
