@@ -4,7 +4,6 @@ dmesg against records written to /dev/kmsg, and a whole capture pulled home."""
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import subprocess
@@ -19,7 +18,8 @@ from host.profiles import load_board
 from host.sessions import capture
 from host.toolchain import build_program
 from tests.agent.strace_ref import VOLATILE
-from tests.agent.test_strace_engine import per_process, timing_free, traced_lines
+from tests.agent.test_strace_engine import (per_process, process_diff, timing_free, traced_lines,
+                                            without_unequal_futex)
 from tests.qemu.conftest import BOARDS, REPO, board_on
 
 pytestmark = pytest.mark.qemu
@@ -64,30 +64,12 @@ def comparable(lines):
             for label, seq in per_process(timing_free(lines)).items()}
 
 
-def without_unequal_futex(mine, theirs):
-    """Futex lines compared only for a process that made as many in both runs (whether
-    pthread_join waits is timing)."""
-    for label in set(mine) & set(theirs):
-        if sum(t.startswith("futex(") for t in mine[label]) != sum(t.startswith("futex(") for t in theirs[label]):
-            mine[label] = [t for t in mine[label] if not t.startswith("futex(")]
-            theirs[label] = [t for t in theirs[label] if not t.startswith("futex(")]
-
-
-def diff(ref, ours):
-    lines = []
-    for label in sorted(set(ref) | set(ours)):
-        lines += difflib.unified_diff(ref.get(label, []), ours.get(label, []), f"strace {label}",
-                                      f"ours {label}", lineterm="", n=0)
-    return "\n".join(lines[:60])
-
-
-@pytest.mark.parametrize("opts", [("-f",), ("-f", *INJECT)], ids=["plain", "inject"])
 def test_strace_lines_match_the_real_strace(on_board, corpus, tmp_path, opts):
     ours, ref = traced(on_board, corpus, tmp_path, list(opts))
     mine, theirs = comparable(ours), comparable(ref)
     assert len(theirs.get("P0", [])) > 40 and len(theirs) == 3, "the corpus should run 3 processes"
     without_unequal_futex(mine, theirs)
-    assert mine == theirs, diff(theirs, mine)
+    assert mine == theirs, process_diff(theirs, mine)
     if INJECT[1] in opts:
         injected = [t for seq in mine.values() for t in seq if t.endswith("EACCES (Permission denied) (INJECTED)")]
         assert len(injected) == sum(t.endswith("(INJECTED)") for seq in theirs.values() for t in seq) > 3
@@ -105,7 +87,7 @@ def test_armhf_program_on_the_arm64_kernel(on_board, tmp_path):
     mine, theirs = comparable(ours), comparable(ref)
     assert any(t.startswith("set_tls(") for t in theirs["P0"]), "not run as an arm program"
     without_unequal_futex(mine, theirs)
-    assert mine == theirs, diff(theirs, mine)
+    assert mine == theirs, process_diff(theirs, mine)
 
 
 # -- ftrace -------------------------------------------------------------------------------------
