@@ -64,6 +64,7 @@ def comparable(lines):
             for label, seq in per_process(timing_free(lines)).items()}
 
 
+@pytest.mark.parametrize("opts", [("-f",), ("-f", *INJECT)], ids=["plain", "inject"])
 def test_strace_lines_match_the_real_strace(on_board, corpus, tmp_path, opts):
     ours, ref = traced(on_board, corpus, tmp_path, list(opts))
     mine, theirs = comparable(ours), comparable(ref)
