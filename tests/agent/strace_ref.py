@@ -186,18 +186,18 @@ def mask_pids(line, labels):
 
 def normalise(lines, verbose=False):
     """Mask what differs between two runs: addresses, pids, ports, inode numbers, times."""
-    pids = set()
+    pids = {}
     for line in lines:
         m = re.match(r"^(getpid|getppid|gettid|clone|set_tid_address)\(.*= (\d+)$", line)
         if m:
-            pids.add(m.group(2))
+            pids[m.group(2)] = "PID"
     out = []
     for line in lines:
         line = ADDR.sub("0xADDR", line)
         line = PADDING.sub(" ", line)
         line = PORT.sub("htons(PORT)", line)
         line = SOCKET.sub(r"\1:[INODE]", line)
-        line = mask_pids(line, dict.fromkeys(pids, "PID"))
+        line = mask_pids(line, pids)
         if VOLATILE.match(line) or verbose and VERBOSE_VOLATILE.match(line):
             line = DIGITS.sub("N", line)
         out.append(line)

@@ -22,8 +22,7 @@ class Follower(object):
         self.out = b""
 
     def wait_for(self, word, timeout=15):
-        """Read stdout until word shows up (injecting it again each second: the follower may
-        not be reading yet when the first copy is logged)."""
+        """Read stdout until word shows up (inject_until_seen logs it again meanwhile)."""
         self.out = read_until(self.proc.stdout, word.encode(), self.out, timeout)
         assert word.encode() in self.out, "never saw %s in %r (follower %s)" % (
             word, self.out[-500:], "running" if self.proc.poll() is None else "exited")
