@@ -233,14 +233,19 @@ class Session:
         if not os.path.isdir(os.path.join(self.top.path, "instances")):
             raise AgentError("no tracefs instances/ at %s (kernel older than 3.10?): "
                              "private sessions are not possible" % self.top.path)
+        self.defer = True   # a stop signal between mkdir and `created` would leave it behind
         try:
             os.mkdir(self.instance.path)
+            self.created = True
         except FileExistsError:
             raise AgentError("instance %s exists already" % self.name) from None
         except OSError as e:
             raise AgentError("cannot create instance %s: %s" % (
                 self.instance.path, probe.classify(e.errno))) from None
-        self.created = True
+        finally:
+            self.defer = False
+        if self.stopping:
+            raise Interrupted(self.stopping)
         if self.tracer not in self.instance.read("available_tracers").split() and \
                 self.tracer in self.top.read("available_tracers").split():
             self.move_to_top()
@@ -364,7 +369,11 @@ class Session:
 
     def __enter__(self):
         self.catch_signals()
-        return self.create()
+        try:
+            return self.create()
+        except BaseException:   # a stop signal or an error after mkdir: __exit__ is not called
+            self.__exit__()
+            raise
 
     def __exit__(self, *exc):
         failures = self.close()

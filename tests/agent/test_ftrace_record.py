@@ -171,6 +171,35 @@ def test_signal_during_setup_undoes(tracefs_dir, tmp_path):
     assert top_state(tracefs_dir) == before
 
 
+@pytest.mark.parametrize("when", ["right after mkdir", "later in setup"])
+def test_a_stop_signal_while_the_session_is_made_leaves_no_instance(tracefs_dir, monkeypatch, when):
+    """A real SIGTERM to this process at the two places of Session.create where a CI run
+    once left the instance behind: between mkdir and noting it, and after."""
+    before = top_state(tracefs_dir)
+    if when == "right after mkdir":
+        mkdir = os.mkdir
+
+        def mkdir_then_signal(path, *args):
+            mkdir(path, *args)
+            os.kill(os.getpid(), signal.SIGTERM)
+        monkeypatch.setattr(os, "mkdir", mkdir_then_signal)
+    else:
+        read = tracefs.Tracefs.read
+
+        def read_then_signal(self, name):
+            if name == "available_tracers":
+                os.kill(os.getpid(), signal.SIGTERM)
+            return read(self, name)
+        monkeypatch.setattr(tracefs.Tracefs, "read", read_then_signal)
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(session.Interrupted):
+        with session.Session(tracefs.Tracefs(tracefs_dir)):
+            pass
+    assert instances_of(tracefs_dir, os.getpid()) == []
+    assert top_state(tracefs_dir) == before
+    assert signal.getsignal(signal.SIGTERM) is handler
+
+
 def test_owner_alive_uses_the_start_time():
     assert session.owner_alive(session.own_name())
     pid = os.getpid()
