@@ -322,7 +322,8 @@ def do_start(top, args):
     try:
         sess.create()
         configure(sess, args)
-        sess.instance.write("tracing_on", "1")
+        with sess.signals_held():
+            sess.instance.write("tracing_on", "1")
         ok = True
     finally:
         sess.close(remove=not ok)

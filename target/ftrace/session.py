@@ -20,6 +20,7 @@ Linux 6.6 or so) cannot run in an instance: such a session has no instance and w
 top level, every write journaled and undone, and only when nobody else uses the top level.
 """
 
+import contextlib
 import errno
 import json
 import os
@@ -233,19 +234,15 @@ class Session:
         if not os.path.isdir(os.path.join(self.top.path, "instances")):
             raise AgentError("no tracefs instances/ at %s (kernel older than 3.10?): "
                              "private sessions are not possible" % self.top.path)
-        self.defer = True   # a stop signal between mkdir and `created` would leave it behind
         try:
-            os.mkdir(self.instance.path)
-            self.created = True
+            with self.signals_held():
+                os.mkdir(self.instance.path)
+                self.created = True
         except FileExistsError:
             raise AgentError("instance %s exists already" % self.name) from None
         except OSError as e:
             raise AgentError("cannot create instance %s: %s" % (
                 self.instance.path, probe.classify(e.errno))) from None
-        finally:
-            self.defer = False
-        if self.stopping:
-            raise Interrupted(self.stopping)
         if self.tracer not in self.instance.read("available_tracers").split() and \
                 self.tracer in self.top.read("available_tracers").split():
             self.move_to_top()
@@ -262,7 +259,8 @@ class Session:
                              "frees it)" % (self.tracer, busy))
         self.instance, self.created = self.top, True
         self.keep_journal(None, None)  # marks the top level as ours even before a write
-        self.top.write("trace", "")    # what the buffer held is not ours to record
+        with self.signals_held():
+            self.top.write("trace", "")    # what the buffer held is not ours to record
         self.notes.append("the %s tracer exists only at the top level of this kernel's "
                           "tracefs: recording there (its buffer was cleared; every setting is "
                           "restored when the session ends)" % self.tracer)
@@ -295,16 +293,17 @@ class Session:
         if not target.exists(name):
             e = OSError(errno.ENOENT, "no such file")
             raise AgentError(explain(e, target.file(name), value, config=config))
-        try:
-            if undo is None or target is self.top and not undo[1]:
-                undo = (normalize(name, target.read(name)), False)
-            target.write(name, value, append=append)
-        except OSError as e:
-            raise AgentError(explain(e, target.file(name), value,
-                                     (self.instance, self.top), config)) from None
-        self.journal.append((target, name, undo[0], undo[1]))
-        if target is self.top:
-            self.keep_journal(name, undo)
+        with self.signals_held():
+            try:
+                if undo is None or target is self.top and not undo[1]:
+                    undo = (normalize(name, target.read(name)), False)
+                target.write(name, value, append=append)
+            except OSError as e:
+                raise AgentError(explain(e, target.file(name), value,
+                                         (self.instance, self.top), config)) from None
+            self.journal.append((target, name, undo[0], undo[1]))
+            if target is self.top:
+                self.keep_journal(name, undo)
 
     def keep_journal(self, name, undo):
         """A top-level write, on disk too: a SIGKILLed session cannot undo it itself.
@@ -356,6 +355,18 @@ class Session:
         self.stopping = signum
         if not self.defer:
             raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def signals_held(self):
+        """A stop signal waits until the block ends (a tracefs file open, a write not yet
+        journaled, an instance not yet noted), then is raised, unless stops wait anyway."""
+        held, self.defer = self.defer, True
+        try:
+            yield
+        finally:
+            self.defer = held
+        if self.stopping and not held:
+            raise Interrupted(self.stopping)
 
     def catch_signals(self):
         """SIGINT/SIGTERM/SIGHUP: set self.stopping; raise Interrupted unless self.defer."""

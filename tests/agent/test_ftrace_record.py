@@ -171,12 +171,23 @@ def test_signal_during_setup_undoes(tracefs_dir, tmp_path):
     assert top_state(tracefs_dir) == before
 
 
-@pytest.mark.parametrize("when", ["right after mkdir", "later in setup"])
+@pytest.mark.parametrize("when", ["right after mkdir", "later in setup", "with a file open"])
 def test_a_stop_signal_while_the_session_is_made_leaves_no_instance(tracefs_dir, monkeypatch, when):
-    """A real SIGTERM to this process at the two places of Session.create where a CI run
-    once left the instance behind: between mkdir and noting it, and after."""
+    """A real SIGTERM to this process where CI runs once left the instance behind: between
+    mkdir and noting it, later in Session.create, and while a write's file is open (its
+    descriptor kept the instance busy: rmdir failed with EBUSY)."""
     before = top_state(tracefs_dir)
-    if when == "right after mkdir":
+    if when == "with a file open":
+        os_open, sent = os.open, []
+
+        def open_then_signal(path, *args):
+            fd = os_open(path, *args)
+            if path.endswith("/buffer_size_kb") and not sent:
+                sent.append(path)
+                os.kill(os.getpid(), signal.SIGTERM)
+            return fd
+        monkeypatch.setattr(os, "open", open_then_signal)
+    elif when == "right after mkdir":
         mkdir = os.mkdir
 
         def mkdir_then_signal(path, *args):
@@ -193,8 +204,8 @@ def test_a_stop_signal_while_the_session_is_made_leaves_no_instance(tracefs_dir,
         monkeypatch.setattr(tracefs.Tracefs, "read", read_then_signal)
     handler = signal.getsignal(signal.SIGTERM)
     with pytest.raises(session.Interrupted):
-        with session.Session(tracefs.Tracefs(tracefs_dir)):
-            pass
+        with session.Session(tracefs.Tracefs(tracefs_dir)) as sess:
+            sess.write("buffer_size_kb", "64")
     assert instances_of(tracefs_dir, os.getpid()) == []
     assert top_state(tracefs_dir) == before
     assert signal.getsignal(signal.SIGTERM) is handler
